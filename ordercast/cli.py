@@ -1,0 +1,179 @@
+"""The command line: `ordercast serve | demo | migrate | admin create | apikey create`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging.config
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+import uvicorn
+from tortoise import Tortoise
+
+from ordercast.config import Settings
+from ordercast.models.db import tortoise_config, upgrade
+from ordercast.server.logs import log_config
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app the moment a shutdown signal arrives so streams end first."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: Settings, *, after_start: Callable[[], object] | None = None) -> None:
+    from ordercast.server.app import create_app, signal_shutdown
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(settings.log_level, settings.log_format),
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_interval,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+    )
+    server = Server(config, on_exit=lambda: signal_shutdown(app))
+    asyncio.run(_run(server, after_start))
+
+
+async def _run(server: Server, after_start: Callable[[], object] | None) -> None:
+    task = asyncio.ensure_future(server.serve())
+    if after_start is not None:
+        listening = asyncio.ensure_future(server.listening.wait())
+        await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if server.started:
+            result = after_start()
+            if asyncio.iscoroutine(result):
+                helper = asyncio.ensure_future(result)
+                task.add_done_callback(lambda _: helper.cancel())
+    await task
+
+
+async def _with_db(settings: Settings, work: Callable[[], object]) -> object:
+    await Tortoise.init(config=tortoise_config(settings.database_url, pool_size=1))
+    try:
+        result = work()
+        return await result if asyncio.iscoroutine(result) else result
+    finally:
+        await Tortoise.close_connections()
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    serve(settings)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.demo import prepare_demo, run_shop
+
+    settings, login = prepare_demo(settings)
+    print(f"ordercast demo: open {settings.base_url}/ and sign in as {login[0]} / {login[1]}", flush=True)
+    print("A simulated shop places and advances orders every few seconds. Ctrl-C stops it.", flush=True)
+    serve(settings, after_start=lambda: run_shop(settings))
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(upgrade(settings.database_url))
+    print("database is up to date")
+    return 0
+
+
+def _cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.services.accounts import ensure_admin
+
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            print("the passwords differ", file=sys.stderr)
+            return 1
+    if len(password) < 8:
+        print("the password must have at least 8 characters", file=sys.stderr)
+        return 1
+    if settings.is_sqlite:
+        asyncio.run(upgrade(settings.database_url))
+    asyncio.run(_with_db(settings, lambda: ensure_admin(args.email.lower(), password)))
+    print(f"admin {args.email.lower()} is ready", file=sys.stderr)
+    return 0
+
+
+def _cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.errors import NotFound
+    from ordercast.services.accounts import create_api_key
+
+    if settings.is_sqlite:
+        asyncio.run(upgrade(settings.database_url))
+    email = args.admin.lower() if args.admin else None
+    try:
+        key = asyncio.run(_with_db(settings, lambda: create_api_key(admin_email=email, name=args.name)))
+    except NotFound as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(key)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ordercast",
+        description="Self-hosted order notifications: live dashboards, Web Push and Telegram. "
+        "Configured by ORDERCAST_* environment variables (see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_p = commands.add_parser("serve", help="run the server, bot and dispatchers in one process")
+    serve_p.set_defaults(run=_cmd_serve)
+    demo_p = commands.add_parser("demo", help="serve on SQLite with a simulated shop placing orders")
+    demo_p.set_defaults(run=_cmd_demo)
+    migrate_p = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate_p.set_defaults(run=_cmd_migrate)
+
+    admin_p = commands.add_parser("admin", help="manage dashboard admins")
+    admin_cmds = admin_p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    create_admin = admin_cmds.add_parser("create", help="create an admin, or set an existing admin's password")
+    create_admin.add_argument("--email", required=True, help="the admin's email (their login)")
+    create_admin.add_argument("--password", help="the password (prompted for when missing)")
+    create_admin.set_defaults(run=_cmd_admin_create)
+
+    key_p = commands.add_parser("apikey", help="manage API keys for shop backends")
+    key_cmds = key_p.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    create_key = key_cmds.add_parser("create", help="create an API key and print it (shown only once)")
+    create_key.add_argument("--admin", help="the admin the key acts as (default: the built-in service admin)")
+    create_key.add_argument("--name", default="", help="a label to recognise the key by")
+    create_key.set_defaults(run=_cmd_apikey_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return int(args.run(args, settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The one Settings object: every `ORDERCAST_*` variable, read once, never at import."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """ordercast's configuration (environment variables prefixed `ORDERCAST_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERCAST_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite://./ordercast.db"
+    redis_url: str | None = None
+    redis_prefix: str = "ordercast"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    base_url: str = ""
+    secret_key: SecretStr | None = None
+
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+    api_keys: SecretStr | None = None
+
+    telegram_token: SecretStr | None = None
+    telegram_mode: Literal["polling", "webhook", "off"] = "polling"
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: SecretStr | None = None
+
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+    payment_webhook_secret: SecretStr | None = None
+    push_allow_insecure: bool = False
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    history_size: int = Field(default=10_000, ge=1)
+    history_ttl: float = Field(default=86_400, gt=0)
+    ping_interval: float = Field(default=15, gt=0)
+    connection_queue: int = Field(default=1000, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    # Tuning: every interval a test would wait on is a setting, so tests can shrink it.
+    login_max_failures: int = Field(default=10, ge=1)
+    login_window: float = Field(default=900, gt=0)
+    session_max_age: float = Field(default=7 * 86_400, gt=0)
+    idempotency_ttl: float = Field(default=86_400, gt=0)
+    idempotency_lease: float = Field(default=60, gt=0)
+    shutdown_timeout: float = Field(default=8, gt=0)
+    sweep_interval: float = Field(default=1.0, gt=0)
+    sweep_grace: float = Field(default=2.0, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    auth_cache_ttl: float = Field(default=30, ge=0)
+    # Test-only: hold the after-commit publish back, so a test can kill the process in that window.
+    publish_delay: float = Field(default=0, ge=0)
+    demo_interval: float = Field(default=2.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> Settings:
+        if not self.base_url:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            object.__setattr__(self, "base_url", f"http://{host}:{self.port}")
+        return self
+
+    @property
+    def api_key_list(self) -> list[str]:
+        if self.api_keys is None:
+            return []
+        return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")

@@ -1,0 +1,136 @@
+"""The Starlette app factory: routes and middleware from lists, one lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import orjson
+from ordercast.realtime.broker import create_broker
+from ordercast.realtime.hub import Hub
+from ordercast.realtime.publisher import Publisher, Sweeper
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from tortoise.contrib.starlette import RegisterTortoise
+
+from ordercast.config import Settings
+from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
+from ordercast.events import ADMIN_CHANNEL, customer_channel
+from ordercast.models.db import tortoise_config, upgrade
+from ordercast.server import api, ops, pages
+from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
+from ordercast.server.limits import BodyLimit
+from ordercast.server.metrics import Metrics, RequestMetrics
+from ordercast.server.runtime import Runtime, runtime
+from ordercast.services.accounts import KeyRing, ensure_admin, service_admin, shared_secret
+from ordercast.services.orders import Orders
+from ordercast.services.outbox import DatabaseOutbox
+
+log = logging.getLogger("ordercast.server")
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The one place errors become responses: `{"error": {"code", "message", "details"}}`."""
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 405:
+            allow = exc.headers.get("Allow", "") if exc.headers else ""
+            exc = MethodNotAllowed(headers={"Allow": allow} if allow else None)
+        else:
+            exc = NotFound(f"no route {request.url.path}")
+    assert isinstance(exc, OrdercastError)
+    return Response(
+        orjson.dumps(exc.to_json()),
+        status_code=exc.status,
+        headers=exc.headers,
+        media_type="application/json",
+    )
+
+
+async def stream_channel(conn: Any) -> str:
+    """The one channel a stream connection reads, chosen by its credentials."""
+    principal = await runtime(conn).auth.principal(conn)
+    return ADMIN_CHANNEL if principal.customer_id is None else customer_channel(principal.customer_id)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ordercast ASGI app; with no settings, read them from the environment now."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
+        async with AsyncExitStack() as stack:
+            if settings.is_sqlite:
+                await upgrade(settings.database_url)
+            config = tortoise_config(settings.database_url, pool_size=settings.db_pool_size)
+            await stack.enter_async_context(RegisterTortoise(app, config=config))
+            secret_key = (
+                settings.secret_key.get_secret_value()
+                if settings.secret_key
+                else await shared_secret("secret_key", lambda: secrets.token_urlsafe(48))
+            )
+            if settings.admin_email and settings.admin_password:
+                await ensure_admin(settings.admin_email.lower(), settings.admin_password.get_secret_value())
+            service = await service_admin()
+            tokens = CustomerTokens(secret_key)
+            sessions = Sessions(secret_key, settings.session_max_age)
+            keys = KeyRing(settings.api_key_list, service.id, cache_ttl=settings.auth_cache_ttl)
+
+            broker = create_broker(
+                settings.redis_url, history_size=settings.history_size, history_ttl=settings.history_ttl
+            )
+            await broker.start()
+            stack.push_async_callback(broker.close)
+            hub = Hub(broker, queue_size=settings.connection_queue)
+            await hub.start()
+            stack.push_async_callback(hub.close)
+            publisher = Publisher(broker, DatabaseOutbox(), publish_delay=settings.publish_delay)
+            sweeper = Sweeper(publisher, interval=settings.sweep_interval, grace=settings.sweep_grace)
+            await sweeper.start()
+            stack.push_async_callback(sweeper.close)
+
+            state = Runtime(
+                settings=settings,
+                metrics=metrics,
+                auth=Authenticator(keys=keys, tokens=tokens, sessions=sessions, base_url=settings.base_url),
+                tokens=tokens,
+                sessions=sessions,
+                orders=Orders(publish=publisher.publish),
+                broker=broker,
+                hub=hub,
+            )
+            log.info("ordercast ready at %s", settings.base_url)
+            yield {"runtime": state}
+
+    static = pages.WEB / "static"
+    routes = [
+        *api.routes,
+        *ops.routes,
+        *pages.routes,
+        Mount("/static", app=StaticFiles(directory=static), name="static"),
+    ]
+    # The streams are added once the hub exists; they find it through the runtime.
+    routes.append(sse_route := _stream_routes())
+    del sse_route
+    middleware = [
+        Middleware(RequestMetrics, metrics=metrics),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={OrdercastError: error_response, HTTPException: error_response},
+    )
+
+
+def _stream_routes() -> Any:
+    raise NotImplementedError

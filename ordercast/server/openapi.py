@@ -1,0 +1,251 @@
+"""`/api/v1/openapi.json`, built in one place from the pydantic models that validate the bodies."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from ordercast import __version__
+from ordercast.services.schemas import (
+    NewCustomer,
+    NewOrder,
+    OrderPatch,
+    StatusChange,
+    StatusName,
+    StreamTokenRequest,
+)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class Error(BaseModel):
+    error: ErrorBody
+
+
+class Customer(BaseModel):
+    id: str
+    external_id: str
+    name: str
+    email: str | None
+    locale: str
+    telegram_linked: bool
+    created_at: str
+
+
+class Item(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: str
+    total: str
+
+
+class Order(BaseModel):
+    id: str
+    number: str
+    customer_id: str
+    status: StatusName
+    currency: str
+    total: str
+    items: list[Item]
+    tracking_number: str | None
+    note: str | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class OrderPage(BaseModel):
+    items: list[Order]
+    next_cursor: str | None
+    position: str
+
+
+class Event(BaseModel):
+    id: str
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    items: list[Event]
+
+
+class Review(BaseModel):
+    id: str
+    order_id: str
+    customer_id: str
+    stars: int
+    comment: str | None
+    created_at: str
+
+
+class ReviewList(BaseModel):
+    items: list[Review]
+
+
+class StreamToken(BaseModel):
+    token: str
+    expires_at: str
+
+
+_MODELS: list[type[BaseModel]] = [
+    NewCustomer,
+    NewOrder,
+    OrderPatch,
+    StatusChange,
+    StreamTokenRequest,
+    Error,
+    Customer,
+    Order,
+    OrderPage,
+    EventList,
+    ReviewList,
+    StreamToken,
+]
+_ERRORS = {
+    "400": "malformed request",
+    "401": "missing or invalid credentials",
+    "403": "these credentials do not allow this",
+    "404": "not found",
+    "409": "conflict",
+    "413": "body too large",
+    "422": "invalid fields",
+    "429": "rate limited",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _operation(
+    summary: str,
+    *,
+    ok: tuple[int, type[BaseModel]] | None,
+    body: type[BaseModel] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    extra_ok: tuple[int, type[BaseModel]] | None = None,
+    body_required: bool = True,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {code: {"description": text, "content": _json(Error)} for code, text in _ERRORS.items()}
+    if ok is not None:
+        responses[str(ok[0])] = {"description": "success", "content": _json(ok[1])}
+    if extra_ok is not None:
+        responses[str(extra_ok[0])] = {"description": "success", "content": _json(extra_ok[1])}
+    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, "content": _json(body)}
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+Method = Literal["get", "post", "patch", "delete", "put"]
+
+
+def build_openapi() -> dict[str, Any]:
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    ref = _path("ref", "the order's id, its number, or `#number` percent-encoded")
+    customer = _path("customer_id", "the customer's id")
+    paths: dict[str, dict[Method, dict[str, Any]]] = {
+        "/api/v1/customers": {
+            "post": _operation(
+                "Create a customer (or return the one with this external_id)",
+                ok=(201, Customer),
+                extra_ok=(200, Customer),
+                body=NewCustomer,
+            )
+        },
+        "/api/v1/customers/{customer_id}": {"get": _operation("Get a customer", ok=(200, Customer), params=[customer])},
+        "/api/v1/customers/{customer_id}/stream-token": {
+            "post": _operation(
+                "Issue a customer token for their event stream and orders",
+                ok=(201, StreamToken),
+                body=StreamTokenRequest,
+                params=[customer],
+                body_required=False,
+            )
+        },
+        "/api/v1/orders": {
+            "post": _operation(
+                "Create an order",
+                ok=(201, Order),
+                body=NewOrder,
+                params=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    }
+                ],
+            ),
+            "get": _operation(
+                "List orders, newest first",
+                ok=(200, OrderPage),
+                params=[
+                    _query("status", {"type": "string", "enum": list(StatusName.__args__)}),  # type: ignore[attr-defined]
+                    _query("customer_id", {"type": "string"}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", {"type": "string"}),
+                ],
+            ),
+        },
+        "/api/v1/orders/{ref}": {
+            "get": _operation("Get an order", ok=(200, Order), params=[ref]),
+            "patch": _operation(
+                "Change an order's tracking number or note", ok=(200, Order), body=OrderPatch, params=[ref]
+            ),
+        },
+        "/api/v1/orders/{ref}/status": {
+            "post": _operation("Change an order's status", ok=(200, Order), body=StatusChange, params=[ref])
+        },
+        "/api/v1/orders/{ref}/events": {
+            "get": _operation("An order's events, oldest first", ok=(200, EventList), params=[ref])
+        },
+        "/api/v1/reviews": {
+            "get": _operation(
+                "Reviews, newest first",
+                ok=(200, ReviewList),
+                params=[_query("order_id", {"type": "string"})],
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ordercast", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }

@@ -1,0 +1,92 @@
+"""Browser pages: the login form, logout, and the dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from ordercast.errors import CsrfFailed, Malformed
+from ordercast.server.auth import SESSION_COOKIE
+from ordercast.server.runtime import runtime
+from ordercast.services.accounts import login
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+templates = Jinja2Templates(directory=WEB / "templates")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: `//evil.example` and `https://…` would make the login an open redirect.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+async def login_form(request: Request) -> Response:
+    next_path = _safe_next(request.query_params.get("next"))
+    return templates.TemplateResponse(request, "login.html", {"next": next_path, "error": None})
+
+
+async def login_submit(request: Request) -> Response:
+    rt = runtime(request)
+    origin = request.headers.get("origin")
+    if origin is not None and not rt.auth.same_origin(request):
+        raise CsrfFailed()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise Malformed("the login form must be sent as application/x-www-form-urlencoded")
+    try:
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, max_num_fields=10))
+    except (UnicodeDecodeError, ValueError):
+        raise Malformed("the login form could not be read") from None
+    email = form.get("email", "").strip().lower()
+    next_path = _safe_next(form.get("next"))
+    user = None
+    if email and form.get("password"):
+        user = await login(
+            email,
+            form["password"],
+            max_failures=rt.settings.login_max_failures,
+            window=rt.settings.login_window,
+        )
+    if user is None:
+        context = {"next": next_path, "error": "Wrong email or password."}
+        return templates.TemplateResponse(request, "login.html", context, status_code=401)
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        rt.sessions.issue(user.id),
+        max_age=int(rt.settings.session_max_age),
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.secure_cookies,
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    rt = runtime(request)
+    if rt.auth.session_user(request) is not None and not rt.auth.same_origin(request):
+        raise CsrfFailed()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=rt.settings.secure_cookies)
+    return response
+
+
+async def dashboard(request: Request) -> Response:
+    rt = runtime(request)
+    if rt.auth.session_user(request) is None:
+        return RedirectResponse("/login?next=/", status_code=303)
+    return templates.TemplateResponse(request, "dashboard.html", {})
+
+
+routes = [
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login_submit, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/", dashboard, methods=["GET"]),
+]

@@ -1,0 +1,37 @@
+"""The running parts one app shares, built in the lifespan and reached from every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from starlette.requests import HTTPConnection
+
+from ordercast.config import Settings
+from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
+from ordercast.server.metrics import Metrics
+from ordercast.services.orders import Orders
+
+if TYPE_CHECKING:
+    from ordercast.realtime.broker import Broker
+    from ordercast.realtime.hub import Hub
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    auth: Authenticator
+    tokens: CustomerTokens
+    sessions: Sessions
+    orders: Orders
+    broker: Broker
+    hub: Hub
+
+    async def position(self, channel: str) -> str:
+        """The channel's current stream position, as a client would resume from it."""
+        return str(await self.broker.current(channel))
+
+
+def runtime(conn: HTTPConnection) -> Runtime:
+    return cast(Runtime, conn.state.runtime)

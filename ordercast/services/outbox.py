@@ -1,0 +1,80 @@
+"""The outbox: events are written in the transaction of their change, published after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from ordercast.events import Event, channels_for
+from ordercast.models import EventRecord, Order
+
+Publish = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+def _as_event(record: EventRecord) -> Event:
+    return Event(
+        id=record.id,
+        type=record.type,
+        occurred_at=record.occurred_at,
+        data=record.data,
+        ordering_key=record.order_id,
+        channels=channels_for(record.type, record.customer_id),
+    )
+
+
+async def record_event(
+    conn: BaseDBAsyncClient,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    order: Order | None = None,
+    customer_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Insert an event row in the caller's transaction; `order` events carry its version."""
+    record = await EventRecord.create(
+        type=event_type,
+        occurred_at=occurred_at or datetime.now(UTC),
+        order_id=order.id if order else None,
+        order_version=order.version if order and event_type.startswith("order.") else None,
+        customer_id=order.customer_id if order else customer_id,
+        data=data,
+        using_db=conn,
+    )
+    return _as_event(record)
+
+
+async def events_of_order(order_id: str) -> list[Event]:
+    records = await EventRecord.filter(order_id=order_id).order_by("occurred_at", "id")
+    return [_as_event(r) for r in records]
+
+
+class DatabaseOutbox:
+    """The events table as the publisher's outbox."""
+
+    async def unpublished(self, limit: int, older_than: float) -> list[Event]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        records = (
+            await EventRecord.filter(published=False, occurred_at__lte=cutoff)
+            .order_by("occurred_at", "id")
+            .limit(limit)
+        )
+        return [_as_event(r) for r in records]
+
+    async def earlier_unpublished(self, event: Event) -> list[Event]:
+        if event.ordering_key is None:
+            return []
+        version = event.data.get("order", {}).get("version")
+        if not isinstance(version, int):
+            return []
+        records = await EventRecord.filter(
+            order_id=event.ordering_key, published=False, order_version__lt=version
+        ).order_by("order_version")
+        return [_as_event(r) for r in records]
+
+    async def mark_published(self, ids: Sequence[str]) -> None:
+        if ids:
+            await EventRecord.filter(id__in=list(ids)).update(published=True)
