@@ -9,6 +9,7 @@ import time
 # Crockford's base32: no I, L, O, U, so a number read aloud or typed can't be misread.
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _NUMBER_CHARS = frozenset(CROCKFORD)
+_ID_CHARS = frozenset(CROCKFORD.lower())
 
 
 def new_id(prefix: str) -> str:
@@ -28,3 +29,9 @@ def new_order_number() -> str:
 
 def is_order_number(value: str) -> bool:
     return len(value) == 8 and all(c in _NUMBER_CHARS for c in value)
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of an id made by `new_id(prefix)` (checked before a query uses it)."""
+    head, sep, body = value.partition("_")
+    return sep == "_" and head == prefix and len(body) == 26 and all(c in _ID_CHARS for c in body)

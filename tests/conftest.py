@@ -7,6 +7,7 @@ with a fresh database and Redis key prefix per run. Both must be reachable: test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -148,9 +149,10 @@ class ServerProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout=timeout)
-        self.log.close()
-        return code
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self.log.close()
 
 
 def migrate(stack: Stack) -> None:
@@ -158,9 +160,8 @@ def migrate(stack: Stack) -> None:
     subprocess.run([sys.executable, "-m", "ordercast", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def start_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """Start extra servers on the session's stack (with their own settings); stopped at the end."""
+@contextlib.contextmanager
+def server_starter(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
     migrate(stack)
     started: list[ServerProcess] = []
 
@@ -173,8 +174,29 @@ def start_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     yield start
     for server in started:
-        if server.process is not None and server.process.poll() is None:
-            server.stop(signal.SIGKILL)
+        server.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def start_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """Start extra servers on the session's stack (with their own settings); killed at the end."""
+    with server_starter(stack, tmp_path_factory) as start:
+        yield start
+
+
+@pytest.fixture(scope="session")
+async def postgres_stack() -> AsyncIterator[Stack]:
+    """PostgreSQL + Redis whatever the parametrised stack: for tests of several processes."""
+    url, drop = await create_postgres_database()
+    yield Stack("postgres", url, REDIS, env={"ORDERCAST_REDIS_PREFIX": f"octest:{secrets.token_hex(4)}"})
+    await drop()
+
+
+@pytest.fixture(scope="session")
+def start_pg_server(postgres_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """Start servers sharing one PostgreSQL database and one Redis."""
+    with server_starter(postgres_stack, tmp_path_factory) as start:
+        yield start
 
 
 @pytest.fixture(scope="session")

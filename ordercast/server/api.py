@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from ordercast.errors import Malformed, NotFound, TelegramOff
 from ordercast.events import ADMIN_CHANNEL, customer_channel, format_time
+from ordercast.ids import is_id
 from ordercast.models import Order, OrderStatus, Review
 from ordercast.server.http import JSON, parse_model, read_model, read_object
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
@@ -84,8 +85,9 @@ async def list_orders(request: Request) -> Response:
     if status_text is not None and status_text not in OrderStatus._value2member_map_:
         raise Malformed(f"unknown status {status_text!r}", details={"parameter": "status"})
     customer_id = query.get("customer_id")
-    # A customer sees only their own orders: asking for another's matches nothing.
+    # A customer sees only their own orders: asking for another's (or a malformed id) matches nothing.
     foreign = principal.customer_id is not None and customer_id not in (None, principal.customer_id)
+    foreign = foreign or (customer_id is not None and not is_id(customer_id, "cus"))
     if principal.customer_id is not None:
         customer_id = principal.customer_id
     limit = parse_limit(query)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import orjson
-from ordercast.realtime.broker import create_broker
-from ordercast.realtime.hub import Hub
-from ordercast.realtime.publisher import Publisher, Sweeper
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -25,6 +22,11 @@ from ordercast.config import Settings
 from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
 from ordercast.events import ADMIN_CHANNEL, customer_channel
 from ordercast.models.db import tortoise_config, upgrade
+from ordercast.realtime.broker import create_broker
+from ordercast.realtime.hub import Hub
+from ordercast.realtime.publisher import Publisher, Sweeper
+from ordercast.realtime.sse import sse_endpoint
+from ordercast.realtime.ws import ws_endpoint
 from ordercast.server import api, ops, pages
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
 from ordercast.server.limits import BodyLimit
@@ -54,7 +56,7 @@ async def error_response(request: Request, exc: Exception) -> Response:
     )
 
 
-async def stream_channel(conn: Any) -> str:
+async def stream_channel(conn: HTTPConnection) -> str:
     """The one channel a stream connection reads, chosen by its credentials."""
     principal = await runtime(conn).auth.principal(conn)
     return ADMIN_CHANNEL if principal.customer_id is None else customer_channel(principal.customer_id)
@@ -64,6 +66,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ordercast ASGI app; with no settings, read them from the environment now."""
     settings = settings or Settings()
     metrics = Metrics()
+    # Built here (not connected until the lifespan starts them) so the stream routes can hold the hub.
+    broker = create_broker(
+        settings.redis_url,
+        history_size=settings.history_size,
+        history_ttl=settings.history_ttl,
+        prefix=f"{settings.redis_prefix}:",
+    )
+    hub = Hub(broker, queue_size=settings.connection_queue)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
@@ -84,53 +94,49 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sessions = Sessions(secret_key, settings.session_max_age)
             keys = KeyRing(settings.api_key_list, service.id, cache_ttl=settings.auth_cache_ttl)
 
-            broker = create_broker(
-                settings.redis_url, history_size=settings.history_size, history_ttl=settings.history_ttl
+            await stack.enter_async_context(broker)
+            await stack.enter_async_context(hub)
+            outbox = DatabaseOutbox()
+            publisher = await stack.enter_async_context(Publisher(broker, outbox, publish_delay=settings.publish_delay))
+            await stack.enter_async_context(
+                Sweeper(publisher, outbox, interval=settings.sweep_interval, grace=settings.sweep_grace)
             )
-            await broker.start()
-            stack.push_async_callback(broker.close)
-            hub = Hub(broker, queue_size=settings.connection_queue)
-            await hub.start()
-            stack.push_async_callback(hub.close)
-            publisher = Publisher(broker, DatabaseOutbox(), publish_delay=settings.publish_delay)
-            sweeper = Sweeper(publisher, interval=settings.sweep_interval, grace=settings.sweep_grace)
-            await sweeper.start()
-            stack.push_async_callback(sweeper.close)
-
             state = Runtime(
                 settings=settings,
                 metrics=metrics,
                 auth=Authenticator(keys=keys, tokens=tokens, sessions=sessions, base_url=settings.base_url),
                 tokens=tokens,
                 sessions=sessions,
-                orders=Orders(publish=publisher.publish),
+                orders=Orders(publish=publisher.publish_soon),
                 broker=broker,
                 hub=hub,
             )
             log.info("ordercast ready at %s", settings.base_url)
             yield {"runtime": state}
 
-    static = pages.WEB / "static"
     routes = [
         *api.routes,
         *ops.routes,
         *pages.routes,
-        Mount("/static", app=StaticFiles(directory=static), name="static"),
+        Route("/api/v1/events", sse_endpoint(hub, stream_channel, settings.ping_interval), methods=["GET"]),
+        WebSocketRoute("/api/v1/ws", ws_endpoint(hub, stream_channel)),
+        Mount("/static", app=StaticFiles(directory=pages.WEB / "static"), name="static"),
     ]
-    # The streams are added once the hub exists; they find it through the runtime.
-    routes.append(sse_route := _stream_routes())
-    del sse_route
     middleware = [
         Middleware(RequestMetrics, metrics=metrics),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={OrdercastError: error_response, HTTPException: error_response},
     )
+    app.state.hub = hub
+    return app
 
 
-def _stream_routes() -> Any:
-    raise NotImplementedError
+def signal_shutdown(app: Starlette) -> None:
+    """Called on SIGTERM/SIGINT: end the event streams now, so the server doesn't wait on them to drain."""
+    hub: Hub = app.state.hub
+    app.state.closing = asyncio.get_running_loop().create_task(hub.close())

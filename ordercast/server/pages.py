@@ -46,7 +46,7 @@ async def login_submit(request: Request) -> Response:
     email = form.get("email", "").strip().lower()
     next_path = _safe_next(form.get("next"))
     user = None
-    if email and form.get("password"):
+    if email and form.get("password") and "\x00" not in email + form["password"]:
         user = await login(
             email,
             form["password"],

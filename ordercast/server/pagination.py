@@ -10,6 +10,7 @@ import orjson
 from starlette.datastructures import QueryParams
 
 from ordercast.errors import Malformed
+from ordercast.ids import is_id
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -30,7 +31,7 @@ def decode_cursor(cursor: str, filters: dict[str, str | None]) -> str:
         payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         raise Malformed("the cursor is not valid", details={"parameter": "cursor"}) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("after"), str):
+    if not isinstance(payload, dict) or not isinstance(payload.get("after"), str) or not is_id(payload["after"], "ord"):
         raise Malformed("the cursor is not valid", details={"parameter": "cursor"})
     if payload.get("f") != _fingerprint(filters):
         raise Malformed("the cursor was made with other filters", details={"parameter": "cursor"})

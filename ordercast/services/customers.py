@@ -5,6 +5,7 @@ from __future__ import annotations
 from tortoise.exceptions import IntegrityError
 
 from ordercast.errors import NotFound
+from ordercast.ids import is_id
 from ordercast.models import Customer
 from ordercast.services.schemas import NewCustomer
 
@@ -23,7 +24,7 @@ async def create_customer(draft: NewCustomer) -> tuple[Customer, bool]:
 
 
 async def get_customer(customer_id: str) -> Customer:
-    customer = await Customer.get_or_none(id=customer_id)
+    customer = await Customer.get_or_none(id=customer_id) if is_id(customer_id, "cus") else None
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}", details={"id": customer_id})
     return customer

@@ -10,9 +10,9 @@ from tortoise.transactions import in_transaction
 
 from ordercast.errors import Invalid, NotFound
 from ordercast.events import Event
-from ordercast.ids import is_order_number, new_order_number
+from ordercast.ids import is_id, is_order_number, new_order_number
 from ordercast.models import Customer, IdempotencyKey, Order, OrderStatus
-from ordercast.models.money import format_amount, is_currency, parse_amount, quantize
+from ordercast.models.money import MAX_AMOUNT, format_amount, is_currency, parse_amount, quantize
 from ordercast.services import idempotency
 from ordercast.services.outbox import Publish, events_of_order, record_event
 from ordercast.services.schemas import NewOrder, OrderPatch, StatusChange
@@ -22,6 +22,8 @@ def ref_filter(ref: str) -> dict[str, str]:
     """How to find an order by its id, its number, or `#number`."""
     ref = ref.strip()
     if ref.startswith("ord_"):
+        if not is_id(ref, "ord"):
+            raise NotFound(f"no order {ref!r}", details={"ref": ref})
         return {"id": ref}
     number = ref.removeprefix("#").upper()
     if not is_order_number(number):
@@ -41,7 +43,11 @@ async def find_order(ref: str, *, customer_id: str | None = None) -> Order:
 
 
 class Orders:
-    """Create orders and move them through their lifecycle; events are published after commit."""
+    """Create orders and move them through their lifecycle; events are published after commit.
+
+    `publish` hands the committed events to the publisher without waiting on the broker: the
+    change is durable at commit, and the sweeper publishes whatever a crash leaves behind.
+    """
 
     def __init__(self, publish: Publish) -> None:
         self._publish = publish
@@ -64,7 +70,9 @@ class Orders:
                     "total": format_amount(line_total, draft.currency),
                 }
             )
-        if not await Customer.exists(id=draft.customer_id):
+        if total > MAX_AMOUNT:
+            raise Invalid.field("items", f"the order total must not exceed {MAX_AMOUNT}")
+        if not is_id(draft.customer_id, "cus") or not await Customer.exists(id=draft.customer_id):
             raise Invalid.field("customer_id", f"no customer {draft.customer_id!r}")
         for attempt in range(5):
             try:
@@ -87,7 +95,7 @@ class Orders:
                 # 40 random bits per number: a collision is rare, and a fresh number settles it.
                 if attempt == 4:
                     raise
-        await self._publish([event])
+        self._publish([event])
         return order
 
     async def get(self, ref: str, *, customer_id: str | None = None) -> Order:
@@ -124,7 +132,7 @@ class Orders:
                 await order.save(using_db=conn)
                 data = {"order": order.as_json(), "changed": sorted(changed)}
                 events.append(await record_event(conn, "order.updated", data, order=order))
-        await self._publish(events)
+        self._publish(events)
         return order
 
     async def change_status(self, ref: str, change: StatusChange) -> Order:
@@ -137,7 +145,7 @@ class Orders:
             await order.save(using_db=conn)
             data = {"order": order.as_json(), "from": previous.value, "to": order.status}
             event = await record_event(conn, "order.status_changed", data, order=order)
-        await self._publish([event])
+        self._publish([event])
         return order
 
     async def history(self, ref: str) -> Sequence[Event]:

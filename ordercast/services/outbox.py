@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from ordercast.events import Event, channels_for
 from ordercast.models import EventRecord, Order
 
-Publish = Callable[[Sequence[Event]], Awaitable[None]]
+Publish = Callable[[Sequence[Event]], None]
 
 
 def _as_event(record: EventRecord) -> Event:

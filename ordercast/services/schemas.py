@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ordercast.models import OrderStatus
 
@@ -28,6 +28,14 @@ DecimalString = Annotated[str, Field(pattern=r"^[0-9]{1,16}(\.[0-9]{1,4})?$", ex
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text can't hold NUL; refuse it here rather than fail at the database.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class NewCustomer(Body):

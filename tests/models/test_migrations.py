@@ -34,7 +34,10 @@ def sqlite_schema(path: Path) -> Schema:
     for table in tables:
         if table.startswith("sqlite_") or table == "tortoise_migrations":
             continue
-        columns = {row[1]: (row[2].upper(), bool(row[3]) or bool(row[5])) for row in conn.execute(f'PRAGMA table_info("{table}")')}
+        columns = {
+            row[1]: (row[2].upper(), bool(row[3]) or bool(row[5]))
+            for row in conn.execute(f'PRAGMA table_info("{table}")')
+        }
         uniques = set()
         indexed = set()
         for _, name, unique, *_ in conn.execute(f'PRAGMA index_list("{table}")'):

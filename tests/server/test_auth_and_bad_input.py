@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ServerProcess, new_customer, new_order
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, API_KEY, ServerProcess, new_customer, new_order
 
 
-async def login(server: ServerProcess, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=server.base_url, timeout=10)
-    response = await client.post("/login", data={"email": email, "password": password, "next": "/"})
-    assert response.status_code == 303, response.text
-    return client
+@contextlib.asynccontextmanager
+async def logged_in(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client signed in as the test admin."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        response = await client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/"})
+        assert response.status_code == 303, response.text
+        yield client
 
 
 @pytest.mark.parametrize(
@@ -45,7 +51,7 @@ async def test_public_routes_answer_without_credentials(anonymous: httpx.AsyncCl
     assert root.headers["location"].startswith("/login")
 
 
-@pytest.mark.parametrize("header", ["Bearer ock_wrong", "Bearer ", "Basic abc", "Bearer oct_forged.token"])
+@pytest.mark.parametrize("header", ["Bearer ock_wrong", "Bearer", "Basic abc", "Bearer oct_forged.token"])
 async def test_bad_credentials_are_401(anonymous: httpx.AsyncClient, header: str) -> None:
     response = await anonymous.get("/api/v1/orders", headers={"Authorization": header})
     assert response.status_code == 401
@@ -57,8 +63,7 @@ async def test_created_api_key_works_and_env_key_acts_as_service_admin(client: h
 
 
 async def test_login_sets_a_session_cookie_that_reads_the_api(server: ServerProcess) -> None:
-    browser = await login(server)
-    async with browser:
+    async with logged_in(server) as browser:
         cookie = next(c for c in browser.cookies.jar if c.name == "ordercast_session")
         assert cookie.has_nonstandard_attr("HttpOnly")
         assert (await browser.get("/api/v1/orders", params={"limit": 1})).status_code == 200
@@ -68,8 +73,7 @@ async def test_login_sets_a_session_cookie_that_reads_the_api(server: ServerProc
 
 
 async def test_cookie_post_without_our_origin_is_403_csrf(server: ServerProcess) -> None:
-    browser = await login(server)
-    async with browser:
+    async with logged_in(server) as browser:
         body = {"external_id": f"ext-{secrets.token_hex(4)}", "name": "X"}
         foreign = await browser.post("/api/v1/customers", json=body, headers={"Origin": "https://evil.example"})
         assert foreign.status_code == 403
@@ -158,17 +162,26 @@ async def test_wrong_typed_quantities_are_422(client: httpx.AsyncClient, quantit
     assert "items.0.quantity" in response.json()["error"]["details"]["fields"]
 
 
-async def test_oversize_body_with_content_length_is_413(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/api/v1/orders", content=b"x" * (1_048_576 + 1), headers={"Content-Type": "application/json"}
+async def test_oversize_body_with_content_length_is_413_before_it_is_read(server: ServerProcess) -> None:
+    # Raw socket: the server answers from the headers alone, so the client needn't send the body
+    # (an HTTP client still writing 1 MiB would race the server closing the connection).
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /api/v1/orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {API_KEY}\r\nContent-Length: 1048577\r\n\r\n".encode()
+        + b"{"
     )
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "too_large"
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert orjson.loads(body)["error"]["code"] == "too_large"
 
 
 async def test_oversize_streamed_body_without_content_length_is_413(client: httpx.AsyncClient) -> None:
     async def chunks():  # type: ignore[no-untyped-def]
-        for _ in range(40):
+        for _ in range(17):  # just past the 1 MiB limit, so the whole body is sent before the answer
             yield b" " * 65_536
 
     response = await client.post("/api/v1/orders", content=chunks(), headers={"Content-Type": "application/json"})
@@ -222,7 +235,8 @@ async def test_customer_token_reads_only_its_own_orders(client: httpx.AsyncClien
         ]:
             response = await customer.request(method, path, json={"status": "cancelled"})
             assert response.status_code == 403, path
-    query_token = await httpx.AsyncClient(base_url=server.base_url).get("/api/v1/orders", params={"token": token})
+    async with httpx.AsyncClient(base_url=server.base_url) as browser:
+        query_token = await browser.get("/api/v1/orders", params={"token": token})
     assert query_token.status_code == 200
     assert token not in server.output()
 
@@ -248,3 +262,21 @@ async def test_metrics_count_requests_and_status_changes(client: httpx.AsyncClie
     text = (await client.get("/metrics")).text
     assert 'ordercast_http_requests_total{method="POST",route="/api/v1/orders",status="201"}' in text
     assert 'ordercast_order_status_changes_total{status="paid"}' in text
+
+
+async def test_nul_characters_are_422_not_a_database_error(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/customers", json={"external_id": "a\u0000b", "name": "N"})
+    assert response.status_code == 422
+    assert "external_id" in response.json()["error"]["details"]["fields"]
+    assert (await client.get("/api/v1/orders", params={"customer_id": "cus_\u0000"})).json()["items"] == []
+    assert (await client.get("/api/v1/orders/ord_%00")).status_code == 404
+
+
+async def test_an_order_total_beyond_the_column_is_422(client: httpx.AsyncClient) -> None:
+    customer = await new_customer(client)
+    item = {"sku": "a", "name": "a", "quantity": 10_000, "unit_price": "9999999999999999"}
+    response = await client.post(
+        "/api/v1/orders", json={"customer_id": customer["id"], "currency": "EUR", "items": [item]}
+    )
+    assert response.status_code == 422
+    assert "items" in response.json()["error"]["details"]["fields"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ async def test_schemathesis_finds_no_server_error_or_schema_break(
     path = tmp_path / "openapi.json"
     path.write_bytes(spec.content)
     st = Path(sys.executable).parent / "schemathesis"
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [
             str(st),
             "run",

@@ -1,0 +1,179 @@
+"""The in-process broker: one process, history in memory, a fresh epoch per start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncGenerator, Callable
+from itertools import islice
+from types import TracebackType
+from typing import Self
+
+from ordercast.events import Event, Position
+from ordercast.realtime.broker import FeedItem, Placed, Replay, Reset, Resumed, new_epoch
+
+
+class _Channel:
+    __slots__ = ("history", "offset")
+
+    def __init__(self, history_size: int) -> None:
+        self.offset = 0
+        # (offset, placed at, event); offsets are contiguous and end at `self.offset`.
+        self.history: deque[tuple[int, float, Event]] = deque(maxlen=history_size)
+
+
+class _Listener:
+    """One feed's bounded buffer. When it overflows it is emptied and the feed says `Resumed`."""
+
+    __slots__ = ("items", "lost", "size", "waiter")
+
+    def __init__(self, size: int) -> None:
+        self.items: deque[Placed] = deque()
+        self.size = size
+        self.lost = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Placed) -> None:
+        if len(self.items) >= self.size:
+            # The feed's reader is behind: drop what it hasn't read; it recovers from history.
+            self.items.clear()
+            self.lost = True
+        else:
+            self.items.append(item)
+        self.wake()
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class MemoryBroker:
+    """`Broker` for a single process: ring buffers per channel, trimmed by count and age."""
+
+    def __init__(
+        self,
+        *,
+        history_size: int,
+        history_ttl: float,
+        feed_size: int = 10_000,
+        seen_size: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._history_size = history_size
+        self._history_ttl = history_ttl
+        self._feed_size = feed_size
+        self._seen_size = seen_size
+        self._clock = clock
+        self._epoch = new_epoch()
+        self._channels: dict[str, _Channel] = {}
+        # event id → (placed at, positions), oldest first, for idempotent publishing.
+        self._seen: OrderedDict[str, tuple[float, dict[str, Position]]] = OrderedDict()
+        self._listeners: set[_Listener] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        for listener in self._listeners:
+            listener.wake()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def ping(self) -> None:
+        return None
+
+    async def publish(self, event: Event) -> dict[str, Position]:
+        now = self._clock()
+        self._forget(now)
+        seen = self._seen.get(event.id)
+        if seen is not None:
+            return dict(seen[1])
+        positions: dict[str, Position] = {}
+        for name in dict.fromkeys(event.channels):
+            channel = self._channel(name)
+            channel.offset += 1
+            channel.history.append((channel.offset, now, event))
+            self._trim(channel, now)
+            positions[name] = Position(self._epoch, channel.offset)
+        self._seen[event.id] = (now, positions)
+        for name, position in positions.items():
+            placed = Placed(name, position, event)
+            for listener in self._listeners:
+                listener.put(placed)
+        return dict(positions)
+
+    async def current(self, channel: str) -> Position:
+        state = self._channels.get(channel)
+        return Position(self._epoch, state.offset if state is not None else 0)
+
+    async def replay(self, channel: str, after: Position) -> Replay | Reset:
+        state = self._channels.get(channel)
+        current = Position(self._epoch, state.offset if state is not None else 0)
+        if after.epoch != self._epoch:
+            return Reset("epoch", current)
+        if after.offset > current.offset:
+            return Reset("invalid", current)
+        missed = current.offset - after.offset
+        if missed == 0 or state is None:
+            return []
+        self._trim(state, self._clock())
+        kept = len(state.history)
+        if missed > kept:
+            return Reset("expired", current)
+        return [
+            (Position(self._epoch, offset), event) for offset, _, event in islice(state.history, kept - missed, kept)
+        ]
+
+    async def feed(self) -> AsyncGenerator[FeedItem, None]:
+        listener = _Listener(self._feed_size)
+        self._listeners.add(listener)
+        try:
+            yield Resumed()
+            while not self._closed:
+                if listener.lost:
+                    listener.lost = False
+                    yield Resumed()
+                elif listener.items:
+                    yield listener.items.popleft()
+                else:
+                    listener.waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await listener.waiter
+                    finally:
+                        listener.waiter = None
+        finally:
+            self._listeners.discard(listener)
+
+    def _channel(self, name: str) -> _Channel:
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel(self._history_size)
+        return channel
+
+    def _trim(self, channel: _Channel, now: float) -> None:
+        oldest = now - self._history_ttl
+        history = channel.history
+        while history and history[0][1] < oldest:
+            history.popleft()
+
+    def _forget(self, now: float) -> None:
+        oldest = now - self._history_ttl
+        seen = self._seen
+        while seen:
+            placed_at, _ = next(iter(seen.values()))
+            if placed_at >= oldest and len(seen) < self._seen_size:
+                break
+            seen.popitem(last=False)

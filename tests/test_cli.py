@@ -1,0 +1,62 @@
+"""The command line: help everywhere, keys on stdout alone, admins that can log in."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def ordercast(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ordercast", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["serve"], ["demo"], ["migrate"], ["admin"], ["admin", "create"], ["apikey"], ["apikey", "create"]],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = ordercast(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: ordercast" in result.stdout
+
+
+def test_unknown_command_fails_with_usage() -> None:
+    result = ordercast("launch")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_apikey_create_prints_only_the_key_and_admin_create_sets_a_password(tmp_path: Path) -> None:
+    env = {"ORDERCAST_DATABASE_URL": f"sqlite://{tmp_path / 'cli.db'}"}
+    created = ordercast("apikey", "create", "--name", "backend", env=env)
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"ock_[A-Za-z0-9_-]{43}\n", created.stdout)
+    admin = ordercast("admin", "create", "--email", "Boss@Example.com", "--password", "s3cret-pass", env=env)
+    assert admin.returncode == 0, admin.stderr
+    assert "boss@example.com" in admin.stderr
+    for_admin = ordercast("apikey", "create", "--admin", "boss@example.com", env=env)
+    assert for_admin.returncode == 0
+    assert for_admin.stdout.startswith("ock_")
+    missing = ordercast("apikey", "create", "--admin", "nobody@example.com", env=env)
+    assert missing.returncode == 1
+    assert "nobody@example.com" in missing.stderr
+    short = ordercast("admin", "create", "--email", "x@example.com", "--password", "short", env=env)
+    assert short.returncode == 1
