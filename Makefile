@@ -20,8 +20,8 @@ demo: install
 	$(BIN)/ordercast demo
 
 lint: install-test
-	$(BIN)/ruff check ordercast tests bench
-	$(BIN)/ruff format --check ordercast tests bench
+	$(BIN)/ruff check ordercast tests $(wildcard bench)
+	$(BIN)/ruff format --check ordercast tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: lint
