@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from ordercast.events import Position
-from tests.conftest import new_customer, new_order, wait_for
+from tests.conftest import API_KEY, ServerProcess, new_customer, new_order, wait_for
 from tests.streams import Message, sse
 
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 STEPS = ["paid", "accepted", "packing", "dispatched", "delivered"]
 
 
@@ -63,3 +67,42 @@ async def test_a_client_reconnecting_at_random_points_misses_nothing_and_sees_no
         versions = [c["data"]["order"]["version"] for c in changes if c["data"]["order"]["id"] == order_id]
         assert versions == [2, 3, 4, 5, 6]
     assert connections > 3
+
+
+async def test_a_client_that_does_not_read_is_cut_off_and_the_others_get_every_event(
+    start_server: Callable[..., Any],
+) -> None:
+    server: ServerProcess = await start_server(connection_queue=40, send_timeout=1)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=10) as client:
+        customer = await new_customer(client)
+        # Big orders (~30 KB an event) fill the kernel's and the server's buffers quickly.
+        items = [{"sku": "S" * 100, "name": "N" * 255, "quantity": 1, "unit_price": "1.00"}] * 100
+        order_ids = [(await new_order(client, customer["id"], items=items))["id"] for _ in range(30)]
+        # A tiny receive window, and then never reading: the server's buffers fill, then its queue.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(slow, ("127.0.0.1", server.port))
+        request = f"GET /api/v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {API_KEY}\r\n\r\n"
+        await asyncio.get_running_loop().sock_sendall(slow, request.encode())
+        async with sse(client) as healthy:
+            await wait_for(lambda: healthy.retry is not None, message="the healthy stream")
+            await burst(client, order_ids)
+            expected = len(order_ids) * len(STEPS)
+            await wait_for(
+                lambda: len(healthy.of_type("order.status_changed")) == expected,
+                message=f"every event ({len(healthy.messages)}, ended={healthy.ended.is_set()})",
+            )
+            offsets = [p.offset for p in (Position.parse(m.id or "") for m in healthy.messages) if p is not None]
+            assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+
+        def drained_to_eof() -> bool:
+            try:
+                while chunk := slow.recv(65536):
+                    del chunk
+            except BlockingIOError:
+                return False
+            return True
+
+        await wait_for(drained_to_eof, timeout=15, message="the server to end the slow stream")
+        slow.close()
