@@ -1,5 +1,6 @@
 """Tortoise models and the order state machine; they know nothing of HTTP, Redis or Telegram."""
 
+from ordercast.models.deliveries import UNFINISHED, Delivery, DeliveryStatus
 from ordercast.models.lifecycle import TRANSITIONS, OrderStatus, check_transition
 from ordercast.models.tables import (
     AdminUser,
@@ -12,12 +13,16 @@ from ordercast.models.tables import (
     Review,
     StoredSecret,
 )
+from ordercast.models.telegram import TelegramChat, TelegramLink
 
 __all__ = [
     "TRANSITIONS",
+    "UNFINISHED",
     "AdminUser",
     "ApiKey",
     "Customer",
+    "Delivery",
+    "DeliveryStatus",
     "EventRecord",
     "IdempotencyKey",
     "LoginFailure",
@@ -25,5 +30,7 @@ __all__ = [
     "OrderStatus",
     "Review",
     "StoredSecret",
+    "TelegramChat",
+    "TelegramLink",
     "check_transition",
 ]

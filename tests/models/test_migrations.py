@@ -24,6 +24,9 @@ RELIED_ON = {
     "api_keys": {("key_hash",)},
     "admin_users": {("email",)},
     "reviews": {("order_id",)},
+    "deliveries": {("event_id", "channel", "recipient"), ("id",)},
+    "telegram_chats": {("chat_id",), ("customer_id",)},
+    "telegram_links": {("token_hash",)},
 }
 
 
