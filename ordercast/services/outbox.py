@@ -10,6 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from ordercast.events import Event, channels_for
 from ordercast.models import EventRecord, Order
+from ordercast.services.deliveries import record_deliveries
 
 Publish = Callable[[Sequence[Event]], None]
 
@@ -34,7 +35,10 @@ async def record_event(
     customer_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> Event:
-    """Insert an event row in the caller's transaction; `order` events carry its version."""
+    """Insert an event row, and the deliveries it causes, in the caller's transaction.
+
+    `order` events carry its version.
+    """
     record = await EventRecord.create(
         type=event_type,
         occurred_at=occurred_at or datetime.now(UTC),
@@ -44,7 +48,9 @@ async def record_event(
         data=data,
         using_db=conn,
     )
-    return _as_event(record)
+    event = _as_event(record)
+    await record_deliveries(conn, event, customer_id=record.customer_id)
+    return event
 
 
 async def events_of_order(order_id: str) -> list[Event]:

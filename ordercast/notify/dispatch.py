@@ -1,0 +1,219 @@
+"""The senders' loop: claim due deliveries, send each through its channel, record the outcome.
+
+Runs in every process. Woken by each event (and by its own sends finishing, since that makes the
+next message to the same recipient due), and by a timer for retries and leases that ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from ordercast.notify.queue import Claimed, DeliveryQueue
+from ordercast.realtime.backoff import backoff
+
+logger = logging.getLogger("ordercast.notify")
+
+
+class SendError(Exception):
+    """A send that did not succeed; the subclass says what happens to the delivery."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason[:1000]
+
+
+class RetryLater(SendError):
+    """Transient (timeout, 5xx, rate limit): try again after `after` seconds, or after a backoff."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Undeliverable(SendError):
+    """Permanent for this message (the provider refused it): recorded as failed, the queue moves on."""
+
+
+class RecipientGone(SendError):
+    """The recipient can't be reached any more (blocked the bot, chat deleted): skip what's queued for it."""
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, delivery: Claimed) -> None:
+        """Send one message; set `delivery.handed_over` just before the request goes out; raise `SendError`."""
+        ...
+
+    async def recipient_gone(self, recipient: str, reason: str) -> None:
+        """Remember that `recipient` can't be reached, so planning skips it from now on."""
+        ...
+
+
+# (channel, result, seconds from the event to sent or None) for metrics.
+Observe = Callable[[str, str, float | None], None]
+
+
+class Dispatcher:
+    """Claims due deliveries for its channels and sends up to `concurrency` of them at a time."""
+
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        channels: Sequence[Channel],
+        *,
+        concurrency: int,
+        claim_interval: float,
+        retry_base: float,
+        retry_cap: float,
+        max_attempts: int,
+        observe: Observe | None = None,
+        close_timeout: float = 3.0,
+    ) -> None:
+        self._queue = queue
+        self._channels = {channel.name: channel for channel in channels}
+        self._concurrency = concurrency
+        self._claim_interval = claim_interval
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._max_attempts = max_attempts
+        self._observe = observe
+        self._close_timeout = close_timeout
+        self._wakeup = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        # When a retry this process scheduled falls due (monotonic clock), to wake for it on time.
+        self._next_retry: float | None = None
+
+    def wake(self) -> None:
+        """Claim now: an event was committed, or a send finished."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        if self._task is None and self._channels:
+            self._task = asyncio.create_task(self._run(), name="ordercast.notify.dispatcher")
+
+    async def close(self) -> None:
+        """Stop claiming; give in-flight sends a moment, then cancel them (unsent claims are given back)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._sending:
+            _, late = await asyncio.wait(set(self._sending), timeout=self._close_timeout)
+            for sending in late:
+                sending.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            self._wakeup.clear()
+            delay = self._claim_interval
+            free = self._concurrency - len(self._sending)
+            if free > 0:
+                try:
+                    claimed = await self._queue.claim(list(self._channels), free)
+                except Exception:
+                    failures += 1
+                    delay = backoff(failures, base=self._claim_interval, cap=max(30.0, self._claim_interval))
+                    logger.exception("claiming deliveries failed; retrying in %.1f s", delay)
+                    claimed = []
+                else:
+                    failures = 0
+                for delivery in claimed:
+                    task = asyncio.create_task(self._deliver(delivery), name=f"ordercast.notify.send.{delivery.id}")
+                    self._sending.add(task)
+                    task.add_done_callback(self._sent)
+            if self._next_retry is not None:
+                delay = max(0.0, min(delay, self._next_retry - loop.time()))
+                if delay == 0.0:
+                    self._next_retry = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self.wake()
+
+    def _retry_at(self, delay: float) -> None:
+        due = asyncio.get_running_loop().time() + delay
+        if self._next_retry is None or due < self._next_retry:
+            self._next_retry = due
+
+    async def _deliver(self, delivery: Claimed) -> None:
+        channel = self._channels[delivery.channel]
+        try:
+            await channel.send(delivery)
+        except asyncio.CancelledError:
+            if not delivery.handed_over:
+                with contextlib.suppress(Exception):
+                    await self._queue.release(delivery)
+            raise
+        except RetryLater as error:
+            await self._retry(delivery, error.reason, error.after)
+        except Undeliverable as error:
+            logger.warning("delivery %s failed permanently: %s", delivery.id, error.reason)
+            await self._record(self._queue.fail(delivery, error.reason), delivery, "failed")
+        except RecipientGone as error:
+            logger.info("%s recipient %s is gone: %s", delivery.channel, delivery.recipient, error.reason)
+            await self._record(self._queue.skip_recipient(delivery, error.reason), delivery, "skipped")
+            try:
+                await channel.recipient_gone(delivery.recipient, error.reason)
+            except Exception:
+                logger.exception(
+                    "remembering that %s recipient %s is gone failed", delivery.channel, delivery.recipient
+                )
+        except Exception as error:
+            # A bug in a channel must not lose the message: retry it (capped by max_attempts).
+            logger.exception("sending delivery %s raised", delivery.id)
+            await self._retry(delivery, f"{type(error).__name__}: {error}", None)
+        else:
+            now = datetime.now(UTC)
+            latency = max(0.0, (now - delivery.occurred_at).total_seconds())
+            await self._record(self._queue.sent(delivery, now), delivery, "sent", latency)
+
+    async def _retry(self, delivery: Claimed, reason: str, after: float | None) -> None:
+        if after is None and delivery.attempts >= self._max_attempts:
+            logger.warning("delivery %s failed after %d attempts: %s", delivery.id, delivery.attempts, reason)
+            await self._record(self._queue.fail(delivery, reason), delivery, "failed")
+            return
+        delay = after if after is not None else backoff(delivery.attempts, base=self._retry_base, cap=self._retry_cap)
+        await self._record(self._queue.retry(delivery, reason, delay), delivery, "retrying")
+        self._retry_at(delay)
+
+    async def _record(
+        self, outcome: Awaitable[bool | int], delivery: Claimed, result: str, latency: float | None = None
+    ) -> None:
+        try:
+            recorded = await outcome
+        except Exception:
+            # The lease runs out and another process (or this one) sends it again: at least once.
+            logger.exception("recording delivery %s as %s failed", delivery.id, result)
+            return
+        if not recorded:
+            logger.warning("delivery %s was taken over before it was recorded as %s", delivery.id, result)
+        if self._observe is not None:
+            self._observe(delivery.channel, result, latency if result == "sent" else None)

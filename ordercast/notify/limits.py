@@ -1,0 +1,94 @@
+"""Send-rate limits: so many messages per second overall and per recipient, across processes with Redis.
+
+Both limiters schedule sends like GCRA (a "theoretical arrival time" per key, no burst): a send waits
+for the recipient's next slot first, and only then reserves the next overall slot, so a recipient
+that must wait never holds a slot the others could use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class Limiter(Protocol):
+    async def acquire(self, recipient: str) -> None:
+        """Return when a message to `recipient` may be sent (the slot is then taken)."""
+        ...
+
+
+class MemoryLimiter:
+    """The limits within one process (no Redis: there is only one process)."""
+
+    def __init__(self, *, per_second: float, per_recipient_per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._recipient_interval = 1.0 / per_recipient_per_second
+        self._next = 0.0
+        self._next_for: dict[str, float] = {}
+
+    def reserve(self, recipient: str) -> tuple[bool, float]:
+        """(reserved, seconds to wait): not reserved means the recipient's own slot is `seconds` away."""
+        now = time.monotonic()
+        ready_at = self._next_for.get(recipient, 0.0)
+        if ready_at > now:
+            return False, ready_at - now
+        slot = max(self._next, now)
+        self._next = slot + self._interval
+        if len(self._next_for) > 10_000:
+            self._next_for = {key: at for key, at in self._next_for.items() if at > now}
+        self._next_for[recipient] = slot + self._recipient_interval
+        return True, slot - now
+
+    async def acquire(self, recipient: str) -> None:
+        while True:
+            reserved, delay = self.reserve(recipient)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if reserved:
+                return
+
+
+# KEYS: the overall key, the recipient's key. ARGV: the overall interval, the recipient's interval (µs).
+# Returns {reserved (0/1), µs to wait}. Times are Redis's own clock, shared by every process.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ready_at = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ready_at > now then return {0, ready_at - now} end
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
+local interval, recipient_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.format('%d', slot + interval), 'PX', math.ceil((slot + interval - now) / 1000) + 1000)
+redis.call('SET', KEYS[2], string.format('%d', slot + recipient_interval), 'PX',
+  math.ceil((slot + recipient_interval - now) / 1000) + 1000)
+return {1, slot - now}
+"""
+
+
+class RedisLimiter:
+    """The same limits shared by every process through Redis."""
+
+    def __init__(self, redis: Redis, *, prefix: str, per_second: float, per_recipient_per_second: float) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._interval = max(1, round(1_000_000 / per_second))
+        self._recipient_interval = max(1, round(1_000_000 / per_recipient_per_second))
+        self._script = redis.register_script(_RESERVE)
+
+    async def reserve(self, recipient: str) -> tuple[bool, float]:
+        reserved, wait = await self._script(
+            keys=[f"{self._prefix}all", f"{self._prefix}to:{recipient}"],
+            args=[self._interval, self._recipient_interval],
+        )
+        return bool(reserved), int(wait) / 1_000_000
+
+    async def acquire(self, recipient: str) -> None:
+        while True:
+            reserved, delay = await self.reserve(recipient)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if reserved:
+                return

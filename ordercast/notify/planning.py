@@ -1,0 +1,73 @@
+"""Pure delivery planning: which (channel, recipient) rows an event causes, and which start skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+TELEGRAM: Final = "telegram"
+CHANNELS: Final = (TELEGRAM,)
+
+# Every status a customer hears about: all but the one an order is created in.
+CUSTOMER_STATUSES: Final = frozenset(
+    {
+        "paid",
+        "payment_failed",
+        "expired",
+        "accepted",
+        "packing",
+        "dispatched",
+        "delivered",
+        "cancelled",
+        "refunded",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerChat:
+    """The Telegram chat linked to an order's customer, as planning needs to know it."""
+
+    chat_id: int
+    locale: str
+    stopped: bool
+    inactive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who could hear about an event; the push channel adds the admins' subscriptions here."""
+
+    customer_chat: CustomerChat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    channel: str
+    recipient: str
+    locale: str
+    status: Literal["pending", "skipped"] = "pending"
+    reason: str | None = None
+
+
+def wants_customer_chat(event_type: str, data: dict[str, Any]) -> bool:
+    """Whether planning `event_type` needs the customer's chat (so the caller looks it up only then)."""
+    return event_type == "order.status_changed" and data.get("to") in CUSTOMER_STATUSES
+
+
+def plan(event_type: str, data: dict[str, Any], audience: Audience) -> list[Planned]:
+    """The deliveries an event causes: a Telegram message per status change to a linked chat."""
+    planned: list[Planned] = []
+    chat = audience.customer_chat
+    if chat is not None and wants_customer_chat(event_type, data):
+        reason = "stopped" if chat.stopped else "inactive" if chat.inactive else None
+        planned.append(
+            Planned(
+                channel=TELEGRAM,
+                recipient=str(chat.chat_id),
+                locale=chat.locale,
+                status="skipped" if reason else "pending",
+                reason=reason,
+            )
+        )
+    return planned

@@ -1,0 +1,92 @@
+"""The Telegram channel: a status message per delivery, sent with the bot's `Bot` within Telegram's limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from telegram import Bot, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+
+from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
+from ordercast.notify.limits import Limiter
+from ordercast.notify.planning import TELEGRAM
+from ordercast.notify.queue import Claimed
+from ordercast.notify.templates import Shop, status_notice
+
+# Telegram's descriptions of a chat that is gone for good (the user blocked the bot, deleted the
+# account, or the chat never existed); other 400s are about the message.
+_GONE = ("bot was blocked", "user is deactivated", "chat not found", "bot can't initiate", "peer_id_invalid")
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    # `RetryAfter.retry_after` warns about its future type on every read; `_retry_after` is the
+    # timedelta PTB itself reads (telegram.ext's network loop does the same).
+    return error._retry_after.total_seconds()
+
+
+class TelegramChannel:
+    """Sends status messages to customers' chats; `bot` is the running Application's bot."""
+
+    name = TELEGRAM
+
+    def __init__(
+        self,
+        bot: Callable[[], Awaitable[Bot]],
+        limiter: Limiter,
+        shop: Shop,
+        *,
+        forget_chat: Callable[[int, str], Awaitable[None]],
+        timeout: float,
+    ) -> None:
+        self._bot = bot
+        self._limiter = limiter
+        self._shop = shop
+        self._forget_chat = forget_chat
+        self._timeout = timeout
+
+    async def send(self, delivery: Claimed) -> None:
+        notice = (
+            status_notice(delivery.event_data, locale=delivery.locale, shop=self._shop)
+            if delivery.event_type == "order.status_changed"
+            else None
+        )
+        if notice is None:
+            raise Undeliverable(f"no Telegram message for a {delivery.event_type or 'missing'} event")
+        try:
+            async with asyncio.timeout(self._timeout):
+                bot = await self._bot()
+        except TimeoutError:
+            raise RetryLater("the bot has not started yet") from None
+        await self._limiter.acquire(delivery.recipient)
+        delivery.handed_over = True
+        try:
+            await bot.send_message(
+                chat_id=int(delivery.recipient),
+                text=notice.telegram_html(),
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                read_timeout=self._timeout,
+                write_timeout=self._timeout,
+                connect_timeout=self._timeout,
+                pool_timeout=self._timeout,
+            )
+        except RetryAfter as error:
+            raise RetryLater(error.message, after=retry_after_seconds(error)) from None
+        except Forbidden as error:
+            raise RecipientGone(error.message) from None
+        except BadRequest as error:
+            if any(marker in error.message.lower() for marker in _GONE):
+                raise RecipientGone(error.message) from None
+            raise Undeliverable(error.message) from None
+        except InvalidToken as error:
+            # The token was revoked or mistyped: not this message's fault; keep it until that's fixed.
+            raise RetryLater(f"the bot token was refused: {error.message}") from None
+        except NetworkError as error:  # timeouts, 5xx, connection errors (TimedOut is a NetworkError)
+            raise RetryLater(f"{type(error).__name__}: {error.message}") from None
+        except TelegramError as error:
+            raise Undeliverable(f"{type(error).__name__}: {error.message}") from None
+
+    async def recipient_gone(self, recipient: str, reason: str) -> None:
+        await self._forget_chat(int(recipient), reason)

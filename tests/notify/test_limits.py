@@ -1,0 +1,65 @@
+"""Telegram's limits: so many messages per second overall and per chat, in one process or through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from ordercast.notify.limits import MemoryLimiter, RedisLimiter
+
+REDIS = os.environ.get("ORDERCAST_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """10 messages/s overall, 2/s per recipient."""
+    if request.param == "memory":
+        yield MemoryLimiter(per_second=10, per_recipient_per_second=2)
+        return
+    redis = Redis.from_url(REDIS)
+    prefix = f"octest-limits:{secrets.token_hex(4)}:"
+    try:
+        yield RedisLimiter(redis, prefix=prefix, per_second=10, per_recipient_per_second=2)
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def reserve(limiter: Any, recipient: str) -> tuple[bool, float]:
+    result = limiter.reserve(recipient)
+    return await result if asyncio.iscoroutine(result) else result  # type: ignore[no-any-return]
+
+
+async def test_recipients_share_the_overall_rate(limiter: Any) -> None:
+    waits = [await reserve(limiter, f"chat-{n}") for n in range(5)]
+    assert all(reserved for reserved, _ in waits)
+    # One slot each, 0.1 s apart (give or take the time the calls took).
+    for n, (_, wait) in enumerate(waits):
+        assert n * 0.1 - 0.05 <= wait <= n * 0.1 + 0.01, waits
+
+
+async def test_a_recipient_waits_for_its_own_slot_without_taking_an_overall_one(limiter: Any) -> None:
+    assert await reserve(limiter, "a") == (True, 0.0)
+    reserved, wait = await reserve(limiter, "a")
+    assert not reserved
+    assert 0.4 < wait <= 0.5
+    # "a" took no overall slot while it waits: "b" gets the next one, 0.1 s after the first.
+    reserved, wait = await reserve(limiter, "b")
+    assert reserved
+    assert 0.05 < wait <= 0.1
+
+
+async def test_acquire_spaces_one_recipients_messages(limiter: Any) -> None:
+    started = time.monotonic()
+    for _ in range(3):
+        await limiter.acquire("c")
+    assert time.monotonic() - started >= 2 * 0.5 - 0.01
