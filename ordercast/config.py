@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     history_ttl: float = Field(default=86_400, gt=0)
     ping_interval: float = Field(default=15, gt=0)
     connection_queue: int = Field(default=1000, ge=1)
+    # A stream write the client doesn't take within this many seconds cuts the connection.
+    send_timeout: float = Field(default=10, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -58,7 +60,25 @@ class Settings(BaseSettings):
     publish_delay: float = Field(default=0, ge=0)
     demo_interval: float = Field(default=2.0, gt=0)
 
-    @field_validator("base_url")
+    # Deliveries (the queue every channel shares) and the Telegram bot.
+    delivery_lease: float = Field(default=30, gt=0)
+    delivery_claim_interval: float = Field(default=1.0, gt=0)
+    delivery_concurrency: int = Field(default=50, ge=1)
+    delivery_retry_base: float = Field(default=1.0, gt=0)
+    delivery_retry_cap: float = Field(default=300, gt=0)
+    delivery_max_attempts: int = Field(default=10, ge=1)
+    telegram_rate_global: float = Field(default=30, gt=0)
+    telegram_rate_chat: float = Field(default=1, gt=0)
+    telegram_send_timeout: float = Field(default=10, gt=0)
+    telegram_poll_timeout: int = Field(default=10, ge=0)
+    telegram_poll_lock_ttl: float = Field(default=30, gt=0)
+    telegram_start_retry_cap: float = Field(default=60, gt=0)
+    telegram_link_ttl: int = Field(default=86_400, ge=1)
+    # What the status messages promise: packing within this many hours, delivery this many days after dispatch.
+    packing_hours: int = Field(default=24, ge=1)
+    delivery_days: int = Field(default=3, ge=1)
+
+    @field_validator("base_url", "telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -75,6 +95,10 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_token is not None and self.telegram_mode != "off"
 
     @property
     def is_sqlite(self) -> bool:

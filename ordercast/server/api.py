@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ordercast.errors import Malformed, NotFound, TelegramOff
+from ordercast.errors import Malformed, NotFound
 from ordercast.events import ADMIN_CHANNEL, customer_channel, format_time
 from ordercast.ids import is_id
 from ordercast.models import Order, OrderStatus, Review
@@ -40,12 +40,6 @@ async def post_stream_token(request: Request) -> Response:
     customer = await get_customer(request.path_params["customer_id"])
     token, expires_at = rt.tokens.issue(customer.id, body.ttl_seconds)
     return JSON({"token": token, "expires_at": format_time(expires_at)}, status_code=201)
-
-
-async def post_telegram_link(request: Request) -> Response:
-    await runtime(request).auth.admin(request)
-    await get_customer(request.path_params["customer_id"])
-    raise TelegramOff("the Telegram bot is off: set ORDERCAST_TELEGRAM_TOKEN to link chats")
 
 
 async def post_order(request: Request) -> Response:
@@ -168,7 +162,6 @@ routes = [
     Route("/api/v1/customers", post_customer, methods=["POST"]),
     Route("/api/v1/customers/{customer_id}", get_customer_route, methods=["GET"]),
     Route("/api/v1/customers/{customer_id}/stream-token", post_stream_token, methods=["POST"]),
-    Route("/api/v1/customers/{customer_id}/telegram-link", post_telegram_link, methods=["POST"]),
     Route("/api/v1/orders", post_order, methods=["POST"]),
     Route("/api/v1/orders", list_orders, methods=["GET"]),
     Route("/api/v1/orders/{ref}", get_order, methods=["GET"]),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import orjson
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -18,23 +19,33 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
 
+from ordercast.bot.app import TelegramBot
 from ordercast.config import Settings
 from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
-from ordercast.events import ADMIN_CHANNEL, customer_channel
+from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
 from ordercast.models.db import tortoise_config, upgrade
+from ordercast.notify.dispatch import Channel, Dispatcher
+from ordercast.notify.limits import Limiter, MemoryLimiter, RedisLimiter
+from ordercast.notify.queue import DeliveryQueue
+from ordercast.notify.telegram import TelegramChannel
+from ordercast.notify.templates import Shop
 from ordercast.realtime.broker import create_broker
 from ordercast.realtime.hub import Hub
 from ordercast.realtime.publisher import Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
-from ordercast.server import api, ops, pages
+from ordercast.server import api, deliveries, ops, pages
+from ordercast.server import telegram as telegram_routes
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
+from ordercast.server.deliveries import EventWakeups, causes_deliveries
 from ordercast.server.limits import BodyLimit
 from ordercast.server.metrics import Metrics, RequestMetrics
 from ordercast.server.runtime import Runtime, runtime
 from ordercast.services.accounts import KeyRing, ensure_admin, service_admin, shared_secret
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
+from ordercast.services.reviews import Reviews
+from ordercast.services.telegram import forget_chat
 
 log = logging.getLogger("ordercast.server")
 
@@ -101,25 +112,80 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stack.enter_async_context(
                 Sweeper(publisher, outbox, interval=settings.sweep_interval, grace=settings.sweep_grace)
             )
+            redis = None
+            if settings.redis_url:
+                # The senders' rate limits and the polling lock; the broker keeps its own connections.
+                redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+                stack.push_async_callback(redis.aclose)
+            wake = Wakeup()
+
+            def publish(events: Sequence[Event]) -> None:
+                publisher.publish_soon(events)
+                if any(causes_deliveries(event.type, event.data) for event in events):
+                    wake()
+
+            telegram = None
+            channels: list[Channel] = []
+            if settings.telegram_enabled:
+                telegram = await stack.enter_async_context(
+                    TelegramBot(
+                        settings,
+                        webhook_secret=await telegram_webhook_secret(settings),
+                        redis=redis,
+                        reviews=Reviews(publish=publish),
+                    )
+                )
+                channels.append(
+                    TelegramChannel(
+                        telegram.bot,
+                        telegram_limiter(settings, redis),
+                        Shop(packing_hours=settings.packing_hours, delivery_days=settings.delivery_days),
+                        forget_chat=forget_chat,
+                        timeout=settings.telegram_send_timeout,
+                    )
+                )
+            dispatcher = await stack.enter_async_context(
+                Dispatcher(
+                    DeliveryQueue(postgres=not settings.is_sqlite, lease=settings.delivery_lease),
+                    channels,
+                    concurrency=settings.delivery_concurrency,
+                    claim_interval=settings.delivery_claim_interval,
+                    retry_base=settings.delivery_retry_base,
+                    retry_cap=settings.delivery_retry_cap,
+                    max_attempts=settings.delivery_max_attempts,
+                    observe=metrics.observe_delivery,
+                )
+            )
+            if channels:
+                wake.target = dispatcher.wake
+                await stack.enter_async_context(EventWakeups(hub, dispatcher.wake))
             state = Runtime(
                 settings=settings,
                 metrics=metrics,
                 auth=Authenticator(keys=keys, tokens=tokens, sessions=sessions, base_url=settings.base_url),
                 tokens=tokens,
                 sessions=sessions,
-                orders=Orders(publish=publisher.publish_soon),
+                orders=Orders(publish=publish),
                 broker=broker,
                 hub=hub,
+                dispatcher=dispatcher,
+                telegram=telegram,
             )
             log.info("ordercast ready at %s", settings.base_url)
             yield {"runtime": state}
 
     routes = [
         *api.routes,
+        *deliveries.routes,
+        *telegram_routes.routes,
         *ops.routes,
         *pages.routes,
-        Route("/api/v1/events", sse_endpoint(hub, stream_channel, settings.ping_interval), methods=["GET"]),
-        WebSocketRoute("/api/v1/ws", ws_endpoint(hub, stream_channel)),
+        Route(
+            "/api/v1/events",
+            sse_endpoint(hub, stream_channel, settings.ping_interval, send_timeout=settings.send_timeout),
+            methods=["GET"],
+        ),
+        WebSocketRoute("/api/v1/ws", ws_endpoint(hub, stream_channel, send_timeout=settings.send_timeout)),
         Mount("/static", app=StaticFiles(directory=pages.WEB / "static"), name="static"),
     ]
     middleware = [
@@ -134,6 +200,38 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.hub = hub
     return app
+
+
+class Wakeup:
+    """Calls `target` (the senders' wake-up) once there is one; until then, nothing."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        if self.target is not None:
+            self.target()
+
+
+async def telegram_webhook_secret(settings: Settings) -> str:
+    """The configured secret, else one generated once and shared by every process through the database."""
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    return await shared_secret("telegram_webhook_secret", lambda: secrets.token_urlsafe(32))
+
+
+def telegram_limiter(settings: Settings, redis: Redis | None) -> Limiter:
+    """Telegram's limits: shared by every process through Redis, else within this (only) process."""
+    if redis is None:
+        return MemoryLimiter(
+            per_second=settings.telegram_rate_global, per_recipient_per_second=settings.telegram_rate_chat
+        )
+    return RedisLimiter(
+        redis,
+        prefix=f"{settings.redis_prefix}:telegram:rate:",
+        per_second=settings.telegram_rate_global,
+        per_recipient_per_second=settings.telegram_rate_chat,
+    )
 
 
 def signal_shutdown(app: Starlette) -> None:

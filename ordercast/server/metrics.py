@@ -1,4 +1,4 @@
-"""Prometheus metrics: one registry per app, requests per route, status changes per status."""
+"""Prometheus metrics: one registry per app; requests, status changes, deliveries and their latency."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "ordercast_deliveries",
+            "Delivery attempts by channel and result (sent, retrying, failed, skipped)",
+            ["channel", "result"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "ordercast_delivery_latency_seconds",
+            "From the event to the provider accepting its message, by channel",
+            ["channel"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+
+    def observe_delivery(self, channel: str, result: str, latency: float | None) -> None:
+        self.deliveries.labels(channel, result).inc()
+        if latency is not None:
+            self.delivery_latency.labels(channel).observe(latency)
 
 
 class RequestMetrics:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from pydantic.json_schema import models_json_schema
 
 from ordercast import __version__
@@ -96,6 +96,57 @@ class StreamToken(BaseModel):
     expires_at: str
 
 
+class TelegramLink(BaseModel):
+    url: str
+    token: str
+    expires_at: str
+
+
+class TelegramUpdate(BaseModel):
+    """A Telegram Update object, as the Bot API posts it to a webhook."""
+
+    model_config = {"extra": "allow"}
+    update_id: int
+
+
+class WebhookAnswer(BaseModel):
+    ok: bool
+
+
+DeliveryStatusName = Literal["pending", "sending", "sent", "retrying", "failed", "skipped"]
+
+
+class Delivery(BaseModel):
+    id: str
+    event_id: str
+    order_id: str | None
+    channel: str
+    recipient: str
+    status: DeliveryStatusName
+    attempts: int
+    last_error: str | None
+    created_at: str
+    sent_at: str | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+class ChannelStats(BaseModel):
+    sent: int
+    failed: int
+    pending: int
+    retried: int
+    p50_seconds: float | None
+    p95_seconds: float | None
+
+
+class DeliveryStats(RootModel[dict[str, ChannelStats]]):
+    """Per channel (`telegram`, `push`)."""
+
+
 _MODELS: list[type[BaseModel]] = [
     NewCustomer,
     NewOrder,
@@ -109,6 +160,11 @@ _MODELS: list[type[BaseModel]] = [
     EventList,
     ReviewList,
     StreamToken,
+    TelegramLink,
+    TelegramUpdate,
+    WebhookAnswer,
+    DeliveryPage,
+    DeliveryStats,
 ]
 _ERRORS = {
     "400": "malformed request",
@@ -194,6 +250,13 @@ def build_openapi() -> dict[str, Any]:
                 body_required=False,
             )
         },
+        "/api/v1/customers/{customer_id}/telegram-link": {
+            "post": _operation(
+                "Issue a single-use link that connects a Telegram chat to the customer",
+                ok=(201, TelegramLink),
+                params=[customer],
+            )
+        },
         "/api/v1/orders": {
             "post": _operation(
                 "Create an order",
@@ -237,6 +300,40 @@ def build_openapi() -> dict[str, Any]:
                 ok=(200, ReviewList),
                 params=[_query("order_id", {"type": "string"})],
             )
+        },
+        "/api/v1/deliveries": {
+            "get": _operation(
+                "Deliveries (outbound messages), newest first",
+                ok=(200, DeliveryPage),
+                params=[
+                    _query("order_id", {"type": "string"}),
+                    _query("channel", {"type": "string"}),
+                    _query("status", {"type": "string", "enum": list(DeliveryStatusName.__args__)}),  # type: ignore[attr-defined]
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", {"type": "string"}),
+                ],
+            )
+        },
+        "/api/v1/deliveries/stats": {
+            "get": _operation("Delivery counts and send latency per channel", ok=(200, DeliveryStats))
+        },
+        "/api/v1/telegram/webhook": {
+            "post": {
+                **_operation(
+                    "Telegram's webhook (checked by X-Telegram-Bot-Api-Secret-Token)",
+                    ok=(200, WebhookAnswer),
+                    body=TelegramUpdate,
+                    params=[
+                        {
+                            "name": "X-Telegram-Bot-Api-Secret-Token",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                ),
+                "security": [],
+            }
         },
     }
     return {

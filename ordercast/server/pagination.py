@@ -25,13 +25,20 @@ def encode_cursor(last_id: str, filters: dict[str, str | None]) -> str:
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, filters: dict[str, str | None]) -> str:
-    """The id the previous page ended at; 400 if the cursor is bad or made with other filters."""
+def decode_cursor(cursor: str, filters: dict[str, str | None], *, prefix: str = "ord") -> str:
+    """The id the previous page ended at; 400 if the cursor is bad or made with other filters.
+
+    `prefix` is the kind of id a page ends at (`ord`), or `seq` for a queue position.
+    """
     try:
         payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         raise Malformed("the cursor is not valid", details={"parameter": "cursor"}) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("after"), str) or not is_id(payload["after"], "ord"):
+    after = payload.get("after") if isinstance(payload, dict) else None
+    valid = isinstance(after, str) and (
+        (after.isascii() and after.isdigit() and len(after) <= 18) if prefix == "seq" else is_id(after, prefix)
+    )
+    if not valid:
         raise Malformed("the cursor is not valid", details={"parameter": "cursor"})
     if payload.get("f") != _fingerprint(filters):
         raise Malformed("the cursor was made with other filters", details={"parameter": "cursor"})

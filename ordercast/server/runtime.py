@@ -13,6 +13,8 @@ from ordercast.server.metrics import Metrics
 from ordercast.services.orders import Orders
 
 if TYPE_CHECKING:
+    from ordercast.bot.app import TelegramBot
+    from ordercast.notify.dispatch import Dispatcher
     from ordercast.realtime.broker import Broker
     from ordercast.realtime.hub import Hub
 
@@ -27,6 +29,8 @@ class Runtime:
     orders: Orders
     broker: Broker
     hub: Hub
+    dispatcher: Dispatcher
+    telegram: TelegramBot | None = None
 
     async def position(self, channel: str) -> str:
         """The channel's current stream position, as a client would resume from it."""

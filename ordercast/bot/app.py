@@ -1,0 +1,179 @@
+"""The python-telegram-bot Application in the server's event loop, started and stopped by the lifespan.
+
+As in PTB's Starlette custom-webhook example: in webhook mode there is no Updater (`updater(None)`)
+and the server's webhook route puts updates on `update_queue`; in polling mode one process (chosen
+by a Redis lock) runs the Updater. Either way any process may take any update: conversation state
+is in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any, Final, Self
+
+from redis.asyncio import Redis
+from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from ordercast.bot import linking, orders, texts
+from ordercast.bot.polling import Poller
+from ordercast.bot.reviews import STARS_PATTERN, ReviewFlow
+from ordercast.config import Settings
+from ordercast.errors import Malformed, Unavailable
+from ordercast.notify.templates import Texts
+from ordercast.realtime.backoff import backoff
+from ordercast.services.reviews import Reviews
+
+logger = logging.getLogger("ordercast.bot")
+
+WEBHOOK_PATH: Final = "/api/v1/telegram/webhook"
+ALLOWED_UPDATES: Final = ("message", "callback_query")
+
+
+class TelegramBot:
+    """The bot's lifecycle: build, then (in the background, retrying while Telegram is unreachable)
+    initialize, start, set the commands and the webhook or start polling; stop and shut down at exit."""
+
+    def __init__(self, settings: Settings, *, webhook_secret: str, redis: Redis | None, reviews: Reviews) -> None:
+        assert settings.telegram_token is not None
+        self.mode = settings.telegram_mode
+        self.webhook_secret = webhook_secret
+        self._settings = settings
+        self._redis = redis
+        timeout = settings.telegram_send_timeout
+        builder = (
+            Application.builder()
+            .token(settings.telegram_token.get_secret_value())
+            .base_url(f"{settings.telegram_api_url}/bot")
+            .base_file_url(f"{settings.telegram_api_url}/file/bot")
+            .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .write_timeout(timeout)
+            .pool_timeout(timeout)
+            .get_updates_read_timeout(settings.telegram_poll_timeout + timeout)
+        )
+        if self.mode == "webhook":
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self._add_handlers(ReviewFlow(reviews))
+        self.started = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+
+    @property
+    def username(self) -> str | None:
+        """The bot's @username (known once it has started)."""
+        return self.application.bot.username if self.started.is_set() else None
+
+    async def bot(self) -> Bot:
+        """The running bot, for senders: waits until it has started."""
+        await self.started.wait()
+        bot: Bot = self.application.bot
+        return bot
+
+    async def process_update(self, data: dict[str, Any]) -> None:
+        """An update from the webhook, onto the Application's queue (it is processed in the background)."""
+        if not self.started.is_set():
+            raise Unavailable("the bot is starting; Telegram will deliver this update again")
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise Malformed(f"not a Telegram update: {exc}") from None
+        await self.application.update_queue.put(update)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name="ordercast.bot")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._running:
+            self._running = False
+            await self.application.stop()
+        with contextlib.suppress(TelegramError, RuntimeError):
+            await self.application.shutdown()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._start()
+                break
+            except InvalidToken:
+                logger.error("Telegram refused the bot token: the bot stays off (check ORDERCAST_TELEGRAM_TOKEN)")
+                return
+            except TelegramError as exc:
+                failures += 1
+                delay = backoff(failures, base=1.0, cap=self._settings.telegram_start_retry_cap)
+                logger.warning("starting the Telegram bot failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+        self.started.set()
+        logger.info("Telegram bot @%s started (%s)", self.application.bot.username, self.mode)
+        if self.mode == "polling":
+            assert self.application.updater is not None
+            poller = Poller(
+                self.application.updater,
+                redis=self._redis,
+                key=f"{self._settings.redis_prefix}:telegram:poller",
+                lock_ttl=self._settings.telegram_poll_lock_ttl,
+                poll_timeout=self._settings.telegram_poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            await poller.run()
+
+    async def _start(self) -> None:
+        await self.application.initialize()
+        if not self._running:
+            await self.application.start()
+            self._running = True
+        bot = self.application.bot
+        english = Texts("en")
+        await bot.set_my_commands([BotCommand(name, english.gettext(text)) for name, text in texts.COMMANDS])
+        if self.mode == "webhook":
+            await bot.set_webhook(
+                url=f"{self._settings.base_url}{WEBHOOK_PATH}",
+                secret_token=self.webhook_secret,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+
+    def _add_handlers(self, review: ReviewFlow) -> None:
+        private = filters.ChatType.PRIVATE
+        app = self.application
+        app.add_handler(CommandHandler("start", linking.start, filters=private))
+        app.add_handler(CommandHandler("stop", linking.stop, filters=private))
+        app.add_handler(CommandHandler("orders", orders.orders, filters=private))
+        app.add_handler(CommandHandler("order", orders.order, filters=private))
+        app.add_handler(CommandHandler("help", orders.help_command, filters=private))
+        app.add_handler(CommandHandler("review", review.review, filters=private))
+        app.add_handler(CommandHandler("skip", review.skip, filters=private))
+        app.add_handler(CallbackQueryHandler(review.stars, pattern=STARS_PATTERN))
+        app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, review.text))
+        app.add_handler(MessageHandler(private & filters.COMMAND, orders.unknown_command))
+        app.add_error_handler(_log_error)
+
+
+async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    logger.error("handling a Telegram update failed", exc_info=context.error)
