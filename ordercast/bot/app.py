@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from redis.asyncio import Redis
-from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
@@ -24,15 +24,18 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     Defaults,
+    ExtBot,
     MessageHandler,
     filters,
 )
 
 from ordercast.bot import linking, orders, texts
 from ordercast.bot.polling import Poller
+from ordercast.bot.ratelimit import SharedLimits
 from ordercast.bot.reviews import STARS_PATTERN, ReviewFlow
 from ordercast.config import Settings
 from ordercast.errors import Malformed, Unavailable
+from ordercast.notify.limits import Limiter
 from ordercast.notify.templates import Texts
 from ordercast.realtime.backoff import backoff
 from ordercast.services.reviews import Reviews
@@ -47,7 +50,9 @@ class TelegramBot:
     """The bot's lifecycle: build, then (in the background, retrying while Telegram is unreachable)
     initialize, start, set the commands and the webhook or start polling; stop and shut down at exit."""
 
-    def __init__(self, settings: Settings, *, webhook_secret: str, redis: Redis | None, reviews: Reviews) -> None:
+    def __init__(
+        self, settings: Settings, *, webhook_secret: str, redis: Redis | None, reviews: Reviews, limiter: Limiter
+    ) -> None:
         assert settings.telegram_token is not None
         self.mode = settings.telegram_mode
         self.webhook_secret = webhook_secret
@@ -65,6 +70,7 @@ class TelegramBot:
             .write_timeout(timeout)
             .pool_timeout(timeout)
             .get_updates_read_timeout(settings.telegram_poll_timeout + timeout)
+            .rate_limiter(SharedLimits(limiter))
         )
         if self.mode == "webhook":
             builder = builder.updater(None)
@@ -79,10 +85,10 @@ class TelegramBot:
         """The bot's @username (known once it has started)."""
         return self.application.bot.username if self.started.is_set() else None
 
-    async def bot(self) -> Bot:
+    async def bot(self) -> ExtBot[Any]:
         """The running bot, for senders: waits until it has started."""
         await self.started.wait()
-        bot: Bot = self.application.bot
+        bot: ExtBot[Any] = self.application.bot
         return bot
 
     async def process_update(self, data: dict[str, Any]) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
 from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
 from ordercast.notify.limits import Limiter
@@ -18,6 +20,9 @@ from ordercast.notify.templates import Shop, status_notice
 # Telegram's descriptions of a chat that is gone for good (the user blocked the bot, deleted the
 # account, or the chat never existed); other 400s are about the message.
 _GONE = ("bot was blocked", "user is deactivated", "chat not found", "bot can't initiate", "peer_id_invalid")
+# Passed with a send whose slot this channel reserved already, so the bot's own limiter lets it through.
+RESERVED_KEY: Final = "reserved"
+RESERVED: Final = {RESERVED_KEY: True}
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -33,7 +38,7 @@ class TelegramChannel:
 
     def __init__(
         self,
-        bot: Callable[[], Awaitable[Bot]],
+        bot: Callable[[], Awaitable[ExtBot[Any]]],
         limiter: Limiter,
         shop: Shop,
         *,
@@ -71,6 +76,7 @@ class TelegramChannel:
                 write_timeout=self._timeout,
                 connect_timeout=self._timeout,
                 pool_timeout=self._timeout,
+                rate_limit_args=RESERVED,
             )
         except RetryAfter as error:
             raise RetryLater(error.message, after=retry_after_seconds(error)) from None

@@ -127,18 +127,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             telegram = None
             channels: list[Channel] = []
             if settings.telegram_enabled:
+                limiter = telegram_limiter(settings, redis)
                 telegram = await stack.enter_async_context(
                     TelegramBot(
                         settings,
                         webhook_secret=await telegram_webhook_secret(settings),
                         redis=redis,
                         reviews=Reviews(publish=publish),
+                        limiter=limiter,
                     )
                 )
                 channels.append(
                     TelegramChannel(
                         telegram.bot,
-                        telegram_limiter(settings, redis),
+                        limiter,
                         Shop(packing_hours=settings.packing_hours, delivery_days=settings.delivery_days),
                         forget_chat=forget_chat,
                         timeout=settings.telegram_send_timeout,
