@@ -51,6 +51,7 @@ class Sent:
     parse_mode: str | None
     reply_markup: dict[str, Any] | None
     at: float  # time.monotonic() when it arrived
+    wall: float = 0.0  # time.time() when it arrived (to compare with event times)
 
     def buttons(self) -> list[dict[str, Any]]:
         if not self.reply_markup:
@@ -279,16 +280,8 @@ class FakeBotAPI:
             chat.take(now)
             self._global.take(now)
         message_id = next(self._message_ids)
-        self.sent.append(
-            Sent(
-                chat_id,
-                message_id,
-                params["text"],
-                params.get("parse_mode"),
-                params.get("reply_markup"),
-                time.monotonic(),
-            )
-        )
+        text, mode, markup = params["text"], params.get("parse_mode"), params.get("reply_markup")
+        self.sent.append(Sent(chat_id, message_id, text, mode, markup, time.monotonic(), time.time()))
         hold = self.held.get(chat_id)
         if hold is not None:
             self.holding.append(chat_id)
