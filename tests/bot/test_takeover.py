@@ -1,8 +1,9 @@
-"""Kill -9 a sender holding leased deliveries: another process sends them all, and only the message in
-flight at the kill may be sent twice.
+"""Senders in other processes: woken by an event another process committed, and taking over the
+leased deliveries of a process killed with -9 (only the message in flight at the kill may be sent
+twice).
 
 Its own module: the servers of test_multiprocess (same database) are stopped by then, so none of
-them claims these deliveries for another fake Bot API.
+them claims these deliveries for another fake Bot API. Webhook mode, so no polling lock is involved.
 """
 
 from __future__ import annotations
@@ -87,3 +88,26 @@ async def test_a_killed_senders_leased_deliveries_are_sent_by_another_process(
 async def _settled(env: BotEnv, order: dict[str, Any]) -> bool:
     rows = await env.deliveries(order_id=order["id"])
     return len(rows) == 3 and all(row["status"] == "sent" for row in rows)
+
+
+async def test_senders_are_woken_by_events_committed_in_another_process(start_pg_server: Callable[..., Any]) -> None:
+    async with running(FakeBotAPI()) as fake:
+        # The sender's timer is far off: only the event (through Redis and the hub) can wake it in time.
+        sender: ServerProcess = await start_pg_server(**bot_settings(fake, "webhook", delivery_claim_interval=60))
+        api: ServerProcess = await start_pg_server()  # the bot is off here: it only commits
+        try:
+            await bot_ready(fake, "webhook")
+            async with (
+                httpx.AsyncClient(base_url=sender.base_url, headers=AUTH, timeout=10) as on_sender,
+                httpx.AsyncClient(base_url=api.base_url, headers=AUTH, timeout=10) as on_api,
+            ):
+                chat, customer = await BotEnv(fake, sender, on_sender, "webhook").link()
+                order = await new_order(on_api, customer["id"])
+                elsewhere = BotEnv(fake, api, on_api, "webhook")
+                for status in STEPS[:2]:
+                    await elsewhere.change(order, status)
+                messages = await fake.wait_messages(chat, 3, timeout=10)
+                assert [status_of(message.text)[1] for message in messages[1:]] == STEPS[:2]
+        finally:
+            await stop(api)
+            await stop(sender)
