@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from redis.exceptions import RedisError
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
@@ -63,8 +64,12 @@ class TelegramChannel:
             async with asyncio.timeout(self._timeout):
                 bot = await self._bot()
         except TimeoutError:
-            raise RetryLater("the bot has not started yet") from None
-        await self._limiter.acquire(delivery.recipient)
+            # Telegram unreachable at start: not this message's fault, so not counted as a failure.
+            raise RetryLater("the bot has not started yet", after=self._timeout) from None
+        try:
+            await self._limiter.acquire(delivery.recipient)
+        except (RedisError, OSError) as error:
+            raise RetryLater(f"the rate limiter is unavailable: {error}") from None
         delivery.handed_over = True
         try:
             await bot.send_message(
