@@ -66,7 +66,7 @@ class Dispatcher:
     def __init__(
         self,
         queue: DeliveryQueue,
-        channels: Sequence[Channel],
+        channels: Sequence[Channel] = (),
         *,
         concurrency: int,
         claim_interval: float,
@@ -90,6 +90,14 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         # When a retry this process scheduled falls due (monotonic clock), to wake for it on time.
         self._next_retry: float | None = None
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._channels)
+
+    def add(self, channel: Channel) -> None:
+        """Send `channel`'s deliveries too (before `start`)."""
+        self._channels[channel.name] = channel
 
     def wake(self) -> None:
         """Claim now: an event was committed, or a send finished."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import orjson
@@ -24,7 +24,7 @@ from ordercast.config import Settings
 from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
 from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
 from ordercast.models.db import tortoise_config, upgrade
-from ordercast.notify.dispatch import Channel, Dispatcher
+from ordercast.notify.dispatch import Dispatcher
 from ordercast.notify.limits import Limiter, MemoryLimiter, RedisLimiter
 from ordercast.notify.queue import DeliveryQueue
 from ordercast.notify.telegram import TelegramChannel
@@ -117,15 +117,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 # The senders' rate limits and the polling lock; the broker keeps its own connections.
                 redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
                 stack.push_async_callback(redis.aclose)
-            wake = Wakeup()
+            # Built before the bot (whose review use case publishes) but entered after it, so it
+            # stops sending before the bot stops.
+            dispatcher = Dispatcher(
+                DeliveryQueue(postgres=not settings.is_sqlite, lease=settings.delivery_lease),
+                concurrency=settings.delivery_concurrency,
+                claim_interval=settings.delivery_claim_interval,
+                retry_base=settings.delivery_retry_base,
+                retry_cap=settings.delivery_retry_cap,
+                max_attempts=settings.delivery_max_attempts,
+                observe=metrics.observe_delivery,
+            )
 
             def publish(events: Sequence[Event]) -> None:
                 publisher.publish_soon(events)
                 if any(causes_deliveries(event.type, event.data) for event in events):
-                    wake()
+                    dispatcher.wake()
 
             telegram = None
-            channels: list[Channel] = []
             if settings.telegram_enabled:
                 limiter = telegram_limiter(settings, redis)
                 telegram = await stack.enter_async_context(
@@ -137,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         limiter=limiter,
                     )
                 )
-                channels.append(
+                dispatcher.add(
                     TelegramChannel(
                         telegram.bot,
                         limiter,
@@ -146,20 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         timeout=settings.telegram_send_timeout,
                     )
                 )
-            dispatcher = await stack.enter_async_context(
-                Dispatcher(
-                    DeliveryQueue(postgres=not settings.is_sqlite, lease=settings.delivery_lease),
-                    channels,
-                    concurrency=settings.delivery_concurrency,
-                    claim_interval=settings.delivery_claim_interval,
-                    retry_base=settings.delivery_retry_base,
-                    retry_cap=settings.delivery_retry_cap,
-                    max_attempts=settings.delivery_max_attempts,
-                    observe=metrics.observe_delivery,
-                )
-            )
-            if channels:
-                wake.target = dispatcher.wake
+            await stack.enter_async_context(dispatcher)
+            if dispatcher.channels:
                 await stack.enter_async_context(EventWakeups(hub, dispatcher.wake))
             state = Runtime(
                 settings=settings,
@@ -202,17 +199,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.hub = hub
     return app
-
-
-class Wakeup:
-    """Calls `target` (the senders' wake-up) once there is one; until then, nothing."""
-
-    def __init__(self) -> None:
-        self.target: Callable[[], None] | None = None
-
-    def __call__(self) -> None:
-        if self.target is not None:
-            self.target()
 
 
 async def telegram_webhook_secret(settings: Settings) -> str:
