@@ -35,6 +35,10 @@ class SharedLimits(BaseRateLimiter[dict[str, bool]]):
     ) -> bool | JSONDict | list[JSONDict]:
         chat_id = data.get("chat_id")
         already = bool(rate_limit_args and rate_limit_args.get(RESERVED_KEY))
-        if endpoint.startswith("send") and chat_id is not None and not already:
-            await self._limiter.acquire(str(chat_id))
-        return await callback(*args, **kwargs)
+        if not endpoint.startswith("send") or chat_id is None or already:
+            return await callback(*args, **kwargs)
+        await self._limiter.acquire(str(chat_id))
+        try:
+            return await callback(*args, **kwargs)
+        finally:
+            await self._limiter.sent(str(chat_id))

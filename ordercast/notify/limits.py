@@ -2,7 +2,9 @@
 
 Both limiters schedule sends like GCRA (a "theoretical arrival time" per key, no burst): a send waits
 for the recipient's next slot first, and only then reserves the next overall slot, so a recipient
-that must wait never holds a slot the others could use.
+that must wait never holds a slot the others could use. A recipient's next slot is also counted from
+when its last send was answered (`sent`): requests that spend different times on the way must not
+arrive at Telegram closer together than its per-chat limit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from redis.asyncio import Redis
 class Limiter(Protocol):
     async def acquire(self, recipient: str) -> None:
         """Return when a message to `recipient` may be sent (the slot is then taken)."""
+        ...
+
+    async def sent(self, recipient: str) -> None:
+        """A send to `recipient` was answered: its next one waits a full interval from now."""
         ...
 
 
@@ -50,6 +56,10 @@ class MemoryLimiter:
             if reserved:
                 return
 
+    async def sent(self, recipient: str) -> None:
+        ready_at = time.monotonic() + self._recipient_interval
+        self._next_for[recipient] = max(self._next_for.get(recipient, 0.0), ready_at)
+
 
 # KEYS: the overall key, the recipient's key. ARGV: the overall interval, the recipient's interval (µs).
 # Returns {reserved (0/1), µs to wait}. Times are Redis's own clock, shared by every process.
@@ -67,6 +77,16 @@ redis.call('SET', KEYS[2], string.format('%d', slot + recipient_interval), 'PX',
 return {1, slot - now}
 """
 
+# KEYS: the recipient's key. ARGV: the recipient's interval (µs).
+_SENT = """
+local t = redis.call('TIME')
+local ready_at = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+if ready_at > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], string.format('%d', ready_at), 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
+end
+return 1
+"""
+
 
 class RedisLimiter:
     """The same limits shared by every process through Redis."""
@@ -77,6 +97,7 @@ class RedisLimiter:
         self._interval = max(1, round(1_000_000 / per_second))
         self._recipient_interval = max(1, round(1_000_000 / per_recipient_per_second))
         self._script = redis.register_script(_RESERVE)
+        self._sent = redis.register_script(_SENT)
 
     async def reserve(self, recipient: str) -> tuple[bool, float]:
         reserved, wait = await self._script(
@@ -92,3 +113,6 @@ class RedisLimiter:
                 await asyncio.sleep(delay)
             if reserved:
                 return
+
+    async def sent(self, recipient: str) -> None:
+        await self._sent(keys=[f"{self._prefix}to:{recipient}"], args=[self._recipient_interval])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -98,6 +99,9 @@ class TelegramChannel:
             raise RetryLater(f"{type(error).__name__}: {error.message}") from None
         except TelegramError as error:
             raise Undeliverable(f"{type(error).__name__}: {error.message}") from None
+        finally:
+            with contextlib.suppress(RedisError, OSError):  # only spacing is lost
+                await self._limiter.sent(delivery.recipient)
 
     async def recipient_gone(self, recipient: str, reason: str) -> None:
         await self._forget_chat(int(recipient), reason)

@@ -84,20 +84,30 @@ def flood(seconds: int) -> Failure:
     return Failure(429, f"Too Many Requests: retry after {seconds}", retry_after=seconds)
 
 
-@dataclass
-class _Gcra:
-    """Telegram-like flood control: one message per `interval`, arrivals up to `tolerance` early allowed."""
+class _FloodControl:
+    """Telegram-like limits: at most `rate` messages in any second overall, and per chat at least
+    1/`chat_rate` s between messages; `tolerance` seconds of network jitter are allowed for both."""
 
-    interval: float
-    tolerance: float
-    next_at: float = 0.0
+    def __init__(self, rate: float, chat_rate: float, tolerance: float) -> None:
+        self._rate = rate
+        self._gap = 1 / chat_rate - tolerance
+        self._window = 1 - tolerance
+        self._recent: deque[float] = deque()
+        self._last: dict[int, float] = {}
+        self.refused = {"bot": 0, "chat": 0}  # 429s by the limit that refused
 
-    def wait(self, now: float) -> float:
-        """0 if a message may go now, else the seconds until it may."""
-        return max(0.0, self.next_at - self.tolerance - now)
-
-    def take(self, now: float) -> None:
-        self.next_at = max(self.next_at, now) + self.interval
+    def wait(self, chat_id: int, now: float) -> float:
+        """0 if a message to `chat_id` may go now (and it is counted), else how long until it may."""
+        while self._recent and self._recent[0] <= now - self._window:
+            self._recent.popleft()
+        chat_wait = self._last.get(chat_id, -math.inf) + self._gap - now
+        bot_wait = self._recent[0] + self._window - now if len(self._recent) >= self._rate else 0.0
+        if chat_wait > 0 or bot_wait > 0:
+            self.refused["chat" if chat_wait > 0 else "bot"] += 1
+            return max(chat_wait, bot_wait)
+        self._recent.append(now)
+        self._last[chat_id] = now
+        return 0.0
 
 
 @dataclass
@@ -106,7 +116,7 @@ class FakeBotAPI:
     enforce_limits: bool = False
     global_rate: float = 30.0
     chat_rate: float = 1.0
-    tolerance: float = 0.1
+    tolerance: float = 0.05
     url: str = ""
     sent: list[Sent] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -128,8 +138,7 @@ class FakeBotAPI:
         self._arrived = asyncio.Condition()
         self._poller: tuple[asyncio.Future[None], Request] | None = None
         self._pusher: asyncio.Task[None] | None = None
-        self._global = _Gcra(1 / self.global_rate, self.tolerance)
-        self._chats: dict[int, _Gcra] = {}
+        self.flood_control = _FloodControl(self.global_rate, self.chat_rate, self.tolerance)
         self.app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
 
     # --- what tests do -------------------------------------------------------------------------
@@ -271,14 +280,10 @@ class FakeBotAPI:
         if queued:
             return queued.popleft()
         if self.enforce_limits:
-            now = time.monotonic()
-            chat = self._chats.setdefault(chat_id, _Gcra(1 / self.chat_rate, self.tolerance))
-            wait = max(chat.wait(now), self._global.wait(now))
+            wait = self.flood_control.wait(chat_id, time.monotonic())
             if wait > 0:
                 self.throttled += 1
                 return flood(max(1, math.ceil(wait)))
-            chat.take(now)
-            self._global.take(now)
         message_id = next(self._message_ids)
         text, mode, markup = params["text"], params.get("parse_mode"), params.get("reply_markup")
         self.sent.append(Sent(chat_id, message_id, text, mode, markup, time.monotonic(), time.time()))

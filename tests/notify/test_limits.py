@@ -63,3 +63,14 @@ async def test_acquire_spaces_one_recipients_messages(limiter: Any) -> None:
     for _ in range(3):
         await limiter.acquire("c")
     assert time.monotonic() - started >= 2 * 0.5 - 0.01
+
+
+async def test_a_recipients_next_slot_counts_from_when_its_last_send_was_answered(limiter: Any) -> None:
+    # A send answered 0.2 s after its slot (slow on the way): the next one must not reach Telegram
+    # less than a full interval after it, so it waits 0.5 s from the answer, not 0.3 s.
+    assert await reserve(limiter, "d") == (True, 0.0)
+    await asyncio.sleep(0.2)  # the send taking its time (a duration, not a synchronisation)
+    await limiter.sent("d")
+    reserved, wait = await reserve(limiter, "d")
+    assert not reserved
+    assert 0.45 < wait <= 0.5
