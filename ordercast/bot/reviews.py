@@ -102,10 +102,9 @@ class ReviewFlow:
         order_id, stars = who.chat.review_order_id, who.chat.review_stars
         assert who.customer is not None
         assert order_id is not None
+        assert stars is not None  # stored together with the order id
         try:
-            await self._reviews.create(
-                customer_id=who.customer.id, order_id=order_id, stars=stars or 5, comment=comment
-            )
+            await self._reviews.create(customer_id=who.customer.id, order_id=order_id, stars=stars, comment=comment)
         except (NotFound, Conflict):
             await say(context, who, who.texts.fill(texts.REVIEW_GONE))
         else:
