@@ -10,7 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count
 
 from ordercast.events import Event
-from ordercast.models import UNFINISHED, Delivery, DeliveryStatus, TelegramChat
+from ordercast.models import UNFINISHED, Delivery, DeliveryStatus
 from ordercast.notify import planning
 
 # Latency percentiles are computed over this many of the latest sent deliveries per channel.
@@ -21,21 +21,7 @@ async def record_deliveries(conn: BaseDBAsyncClient, event: Event, *, customer_i
     """Write the delivery rows `event` causes, in the caller's transaction (so none is lost or doubled)."""
     audience = planning.Audience()
     if customer_id is not None and planning.wants_customer_chat(event.type, event.data):
-        chats = (
-            await TelegramChat.filter(customer_id=customer_id)
-            .using_db(conn)
-            .values("chat_id", "stopped", "inactive", "customer__locale")
-        )
-        if chats:
-            chat = chats[0]
-            audience = planning.Audience(
-                customer_chat=planning.CustomerChat(
-                    chat_id=chat["chat_id"],
-                    locale=chat["customer__locale"] or "en",
-                    stopped=chat["stopped"],
-                    inactive=chat["inactive"],
-                )
-            )
+        audience = planning.Audience(customer_chat=await _customer_chat(conn, customer_id))
     rows = []
     for planned in planning.plan(event.type, event.data, audience):
         rows.append(
@@ -53,6 +39,27 @@ async def record_deliveries(conn: BaseDBAsyncClient, event: Event, *, customer_i
             )
         )
     return rows
+
+
+# In every status change's transaction: plain SQL, as building the ORM query costs more than running it.
+_CUSTOMER_CHAT = (
+    "SELECT c.chat_id, c.stopped, c.inactive, u.locale FROM telegram_chats AS c"
+    " JOIN customers AS u ON u.id = c.customer_id WHERE c.customer_id = {}"
+)
+
+
+async def _customer_chat(conn: BaseDBAsyncClient, customer_id: str) -> planning.CustomerChat | None:
+    placeholder = "?" if conn.capabilities.dialect == "sqlite" else "$1"
+    _, rows = await conn.execute_query(_CUSTOMER_CHAT.format(placeholder), [customer_id])
+    if not rows:
+        return None
+    row = rows[0]
+    return planning.CustomerChat(
+        chat_id=int(row["chat_id"]),
+        locale=row["locale"] or "en",
+        stopped=bool(row["stopped"]),
+        inactive=bool(row["inactive"]),
+    )
 
 
 async def page(
