@@ -7,6 +7,7 @@ with a fresh database and Redis key prefix per run. Both must be reachable: test
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -29,6 +30,10 @@ POSTGRES = os.environ.get("ORDERCAST_TEST_POSTGRES", "postgres://postgres@127.0.
 REDIS = os.environ.get("ORDERCAST_TEST_REDIS", "redis://127.0.0.1:6379/0")
 API_KEY = "ock_test_" + secrets.token_urlsafe(16)
 ADMIN_EMAIL = "admin@example.com"
+# Two payment webhook secrets, as during a rotation; and Stripe's endpoint secret.
+PAYMENT_SECRET = "whsec_" + base64.b64encode(b"ordercast-test-payment-secret-01").decode()
+OLD_PAYMENT_SECRET = "whsec_" + base64.b64encode(b"ordercast-test-payment-secret-00").decode()
+STRIPE_SECRET = "whsec_stripe_test_secret"
 ADMIN_PASSWORD = "correct horse battery staple"
 STACKS = ["sqlite", "postgres"]
 
@@ -108,6 +113,8 @@ class ServerProcess:
             "ORDERCAST_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "ORDERCAST_TELEGRAM_MODE": "off",
             "ORDERCAST_SECRET_KEY": "test-secret-key-not-for-production",
+            "ORDERCAST_PAYMENT_WEBHOOK_SECRET": f"{OLD_PAYMENT_SECRET} {PAYMENT_SECRET}",
+            "ORDERCAST_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
             "ORDERCAST_PING_INTERVAL": "1",
             "ORDERCAST_SWEEP_INTERVAL": "0.2",
             "ORDERCAST_SWEEP_GRACE": "0.5",
