@@ -55,7 +55,9 @@ def serve(settings: Settings, *, after_start: Callable[[], object] | None = None
         ws="websockets-sansio",
     )
     server = Server(config, on_exit=lambda: signal_shutdown(app))
-    asyncio.run(_run(server, after_start))
+    # uvicorn's Config(loop=...) only applies through Server.run(); asyncio.run() would use the stdlib loop.
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_run(server, after_start))
 
 
 async def _run(server: Server, after_start: Callable[[], object] | None) -> None:

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
@@ -120,7 +120,9 @@ class RedisBroker:
         health_interval: float = 5.0,
         reconnect_base: float = 0.1,
         reconnect_cap: float = 5.0,
+        max_connections: int = 50,
     ) -> None:
+        self._max_connections = max_connections
         self._url = url
         self._history_size = history_size
         self._ttl_ms = max(1, round(history_ttl * 1000))
@@ -144,9 +146,16 @@ class RedisBroker:
         common: dict[str, Any] = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
         # Commands are retried (a script that ran but whose answer was lost is safe to run again:
         # publishing is idempotent, the others only read).
-        self._redis = Redis.from_url(
-            self._url, retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 2), **common
+        # A blocking pool: redis-py's default pool fails at once when all its connections are busy,
+        # which turned a burst of connecting clients into 503s; here a command waits (up to the timeout).
+        pool = BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=self._max_connections,
+            timeout=self._timeout,
+            retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 2),
+            **common,
         )
+        self._redis = Redis.from_pool(pool)
         # The feed reconnects on its own schedule (with backoff), and must notice every reconnection:
         # redis-py's silent re-subscribe would hide the messages lost meanwhile.
         self._feed_redis = Redis.from_url(
