@@ -2,6 +2,15 @@
 
 from ordercast.models.deliveries import UNFINISHED, Delivery, DeliveryStatus
 from ordercast.models.lifecycle import TRANSITIONS, OrderStatus, check_transition
+from ordercast.models.notifications import (
+    Alert,
+    Category,
+    Notification,
+    NotificationPreference,
+    Priority,
+    PushSubscription,
+    Severity,
+)
 from ordercast.models.tables import (
     AdminUser,
     ApiKey,
@@ -19,16 +28,23 @@ __all__ = [
     "TRANSITIONS",
     "UNFINISHED",
     "AdminUser",
+    "Alert",
     "ApiKey",
+    "Category",
     "Customer",
     "Delivery",
     "DeliveryStatus",
     "EventRecord",
     "IdempotencyKey",
     "LoginFailure",
+    "Notification",
+    "NotificationPreference",
     "Order",
     "OrderStatus",
+    "Priority",
+    "PushSubscription",
     "Review",
+    "Severity",
     "StoredSecret",
     "TelegramChat",
     "TelegramLink",

@@ -167,6 +167,9 @@ class AdminUser(Model):
     email = fields.CharField(max_length=320, unique=True)
     # None for the built-in `service` admin that API keys from the environment act as.
     password_hash = fields.CharField(max_length=255, null=True)
+    # Kept by every change to their notifications, in its transaction: counting rows would cost more
+    # with every unread notification.
+    unread_notifications = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -25,6 +25,10 @@ RELIED_ON = {
     "admin_users": {("email",)},
     "reviews": {("order_id",)},
     "deliveries": {("event_id", "channel", "recipient"), ("id",)},
+    "notifications": {("event_id", "user_id"), ("id",)},
+    "alerts": {("open_key",), ("id",)},
+    "notification_preferences": {("user_id", "category")},
+    "push_subscriptions": {("endpoint",), ("id",)},
     "telegram_chats": {("chat_id",), ("customer_id",)},
     "telegram_links": {("token_hash",)},
 }
