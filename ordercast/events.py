@@ -56,6 +56,13 @@ class Event:
     ordering_key: str | None = None
     channels: tuple[str, ...] = (ADMIN_CHANNEL,)
     _encoded: list[bytes] = field(default_factory=list, repr=False, compare=False)
+    # Events recorded in the same transaction because of this one (the admins' `notification.created`):
+    # publishing this event publishes them right after it.
+    caused: tuple[Event, ...] = field(default=(), repr=False, compare=False)
+
+    def with_caused(self) -> tuple[Event, ...]:
+        """This event, then every event it caused."""
+        return (self, *self.caused)
 
     def envelope(self) -> dict[str, Any]:
         return {

@@ -51,12 +51,13 @@ class Publisher:
         self._pending: set[asyncio.Task[bool]] = set()
 
     async def place(self, events: Sequence[Event]) -> dict[str, dict[str, Position]]:
-        """Place `events` (earlier unpublished events of their ordering keys first), then mark them published.
+        """Place `events` (earlier unpublished events of their ordering keys first, the events each caused
+        right after it), then mark them published.
 
         Raises when the broker or the outbox fails; placing again is harmless.
         """
         placed: dict[str, dict[str, Position]] = {}
-        for event in events:
+        for event in [each for given in events for each in given.with_caused()]:
             if event.id in placed:
                 continue
             if event.ordering_key is not None:
