@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 TELEGRAM: Final = "telegram"
-CHANNELS: Final = (TELEGRAM,)
+PUSH: Final = "push"
+CHANNELS: Final = (TELEGRAM, PUSH)
 
 # Every status a customer hears about: all but the one an order is created in.
 CUSTOMER_STATUSES: Final = frozenset(
@@ -35,10 +36,21 @@ class CustomerChat:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminRecipient:
+    """An admin, their preferences for the event's category, and their push subscriptions."""
+
+    user_id: str
+    in_app: bool
+    push: bool
+    subscriptions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Audience:
-    """Who could hear about an event; the push channel adds the admins' subscriptions here."""
+    """Who could hear about an event: the customer's chat, and the admins (for events they are told of)."""
 
     customer_chat: CustomerChat | None = None
+    admins: tuple[AdminRecipient, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +67,19 @@ def wants_customer_chat(event_type: str, data: dict[str, Any]) -> bool:
     return event_type == "order.status_changed" and data.get("to") in CUSTOMER_STATUSES
 
 
+def notifies_admins(event_type: str, data: dict[str, Any]) -> bool:
+    """Whether admins hear of `event_type` (in the app and by push): orders, payments, reviews, new alerts."""
+    if event_type == "alert.raised":
+        return bool(data.get("alert", {}).get("occurrences") == 1)
+    return event_type in ("order.created", "review.created") or (
+        event_type == "order.status_changed" and data.get("to") in CUSTOMER_STATUSES
+    )
+
+
 def plan(event_type: str, data: dict[str, Any], audience: Audience) -> list[Planned]:
-    """The deliveries an event causes: a Telegram message per status change to a linked chat."""
+    """The deliveries an event causes: a Telegram message per status change to a linked chat, and a push
+    to each subscription of each admin whose preferences allow it (the caller passes admins only for
+    events they hear of)."""
     planned: list[Planned] = []
     chat = audience.customer_chat
     if chat is not None and wants_customer_chat(event_type, data):
@@ -70,4 +93,7 @@ def plan(event_type: str, data: dict[str, Any], audience: Audience) -> list[Plan
                 reason=reason,
             )
         )
+    for admin in audience.admins:
+        if admin.push:
+            planned.extend(Planned(channel=PUSH, recipient=sub, locale="en") for sub in admin.subscriptions)
     return planned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,21 @@ from ordercast.notify import planning
 STATS_WINDOW = 10_000
 
 
-async def record_deliveries(conn: BaseDBAsyncClient, event: Event, *, customer_id: str | None) -> list[Delivery]:
-    """Write the delivery rows `event` causes, in the caller's transaction (so none is lost or doubled)."""
-    audience = planning.Audience()
+async def record_deliveries(
+    conn: BaseDBAsyncClient,
+    event: Event,
+    *,
+    customer_id: str | None,
+    admins: Sequence[planning.AdminRecipient] = (),
+) -> list[Delivery]:
+    """Write the delivery rows `event` causes, in the caller's transaction (so none is lost or doubled).
+
+    `admins`: who hears of it, with their preferences (given for the events admins are told of).
+    """
+    chat = None
     if customer_id is not None and planning.wants_customer_chat(event.type, event.data):
-        audience = planning.Audience(customer_chat=await _customer_chat(conn, customer_id))
+        chat = await _customer_chat(conn, customer_id)
+    audience = planning.Audience(customer_chat=chat, admins=tuple(admins))
     rows = []
     for planned in planning.plan(event.type, event.data, audience):
         rows.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from ordercast.events import Event, channels_for
 from ordercast.models import EventRecord, Order
+from ordercast.notify.planning import notifies_admins
+from ordercast.notify.templates import admin_notice
+from ordercast.services import inbox
 from ordercast.services.deliveries import record_deliveries
 
 Publish = Callable[[Sequence[Event]], None]
@@ -35,9 +39,10 @@ async def record_event(
     customer_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> Event:
-    """Insert an event row, and the deliveries it causes, in the caller's transaction.
+    """Insert an event row, and the deliveries and admins' notifications it causes, in the caller's transaction.
 
-    `order` events carry its version.
+    `order` events carry its version. The `notification.created` events it causes are in the returned
+    event's `caused`: publishing the event publishes them.
     """
     record = await EventRecord.create(
         type=event_type,
@@ -49,8 +54,13 @@ async def record_event(
         using_db=conn,
     )
     event = _as_event(record)
-    await record_deliveries(conn, event, customer_id=record.customer_id)
-    return event
+    notice = admin_notice(event.type, event.data) if notifies_admins(event.type, event.data) else None
+    admins = await inbox.audience(conn, notice.category) if notice is not None else ()
+    await record_deliveries(conn, event, customer_id=record.customer_id, admins=admins)
+    if notice is None:
+        return event
+    caused = await inbox.notify(conn, event, notice, [admin.user_id for admin in admins if admin.in_app])
+    return replace(event, caused=tuple(caused))
 
 
 async def events_of_order(order_id: str) -> list[Event]:
