@@ -79,10 +79,28 @@ class Settings(BaseSettings):
     packing_hours: int = Field(default=24, ge=1)
     delivery_days: int = Field(default=3, ge=1)
 
+    # Web Push, the notification centre and alerts.
+    push_ttl: int = Field(default=86_400, ge=0, le=28 * 86_400)
+    push_send_timeout: float = Field(default=10, gt=0)
+    push_connections: int = Field(default=100, ge=1)
+    vapid_reload_interval: float = Field(default=60, gt=0)
+    notification_retention: float = Field(default=30 * 86_400, gt=0)
+    notification_cleanup_interval: float = Field(default=3600, gt=0)
+    # A channel whose sends fail this many times in a row (timeouts, 5xx) raises an alert.
+    alert_after_failures: int = Field(default=10, ge=1)
+
     @field_validator("base_url", "telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _vapid_subject(cls, value: str) -> str:
+        # RFC 8292: how a push service reaches the sender, a mailto: or an https: URI.
+        if not re.fullmatch(r"(mailto:[^@\s]+@[^@\s]+|https://\S+)", value):
+            raise ValueError("must be a mailto: address or an https:// URL")
+        return value
 
     @field_validator("telegram_webhook_secret")
     @classmethod
