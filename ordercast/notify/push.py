@@ -1,0 +1,234 @@
+"""The Web Push channel: each delivery is one encrypted push (RFC 8291) to one subscription, signed
+with VAPID (RFC 8292), through pywebpush's async API on one shared HTTP session.
+
+What push services answer decides what happens to the delivery: 2xx sent; 404/410 the subscription
+is gone (deleted, its queued pushes skipped); 429 wait for `Retry-After` before pushing to that
+service again; 5xx and timeouts retry with backoff; 400/403/413 and other 4xx fail for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Final, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from pywebpush import WebPusher
+
+from ordercast.models import PushSubscription
+from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
+from ordercast.notify.planning import PUSH
+from ordercast.notify.queue import Claimed
+from ordercast.notify.templates import push_message
+from ordercast.notify.vapid import Token, VapidKey
+
+SENT: Final = frozenset({200, 201, 202})
+GONE: Final = frozenset({404, 410})
+# What a refusal means, for the alert it raises (`delivery:push:<reason>`).
+REFUSALS: Final = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "payload_too_large"}
+MAX_RETRY_AFTER: Final = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.endpoint)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Subscriptions:
+    """Subscriptions by id: the sends that ask at the same moment (one claim's) share one query."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Future[Subscription | None]]] = {}
+        self._loading: asyncio.Task[None] | None = None
+
+    async def get(self, subscription_id: str) -> Subscription | None:
+        future: asyncio.Future[Subscription | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(subscription_id, []).append(future)
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load(), name="ordercast.notify.push.subscriptions")
+        return await future
+
+    async def _load(self) -> None:
+        await asyncio.sleep(0)  # the other sends of this claim start now and join this query
+        waiting, self._waiting, self._loading = self._waiting, {}, None
+        try:
+            rows = await PushSubscription.filter(id__in=list(waiting)).values("id", "endpoint", "p256dh", "auth")
+        except Exception as error:  # noqa: BLE001 — handed to every waiting send, which retries
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+            return
+        found = {row["id"]: Subscription(**row) for row in rows}
+        for subscription_id, futures in waiting.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(found.get(subscription_id))
+
+
+class CurrentKey:
+    """The VAPID key from its source, read again every `ttl` seconds (so a rotation reaches every process)."""
+
+    def __init__(self, load: Callable[[], Awaitable[VapidKey]], ttl: float) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._key: VapidKey | None = None
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> VapidKey:
+        if self._key is not None and time.monotonic() - self._read_at < self._ttl:
+            return self._key
+        async with self._lock:
+            if self._key is None or time.monotonic() - self._read_at >= self._ttl:
+                self._key = await self._load()
+                self._read_at = time.monotonic()
+            return self._key
+
+
+# (push service host, HTTP status or an error's name) for metrics.
+ObserveResponse = Callable[[str, str], None]
+
+
+class PushChannel:
+    """Sends the push of each delivery to its subscription."""
+
+    name = PUSH
+
+    def __init__(
+        self,
+        key: CurrentKey,
+        *,
+        subject: str,
+        base_url: str,
+        ttl: int,
+        timeout: float,
+        forget: Callable[[str], Awaitable[None]],
+        connections: int = 100,
+        observe: ObserveResponse | None = None,
+    ) -> None:
+        self._key = key
+        self._subject = subject
+        self._base_url = base_url
+        self._ttl = ttl
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._forget = forget
+        self._connections = connections
+        self._observe = observe
+        self._subscriptions = Subscriptions()
+        self._session: aiohttp.ClientSession | None = None
+        # A VAPID token per (push service, key): signed once, reused until it nears its expiry.
+        self._tokens: dict[tuple[str, str], Token] = {}
+        # Push services that answered 429: no push to them before this time (monotonic clock).
+        self._paused: dict[str, float] = {}
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections), timeout=self._timeout
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def send(self, delivery: Claimed) -> None:
+        message = push_message(delivery.event_type, delivery.event_data)
+        if message is None:
+            raise Undeliverable(f"no push for a {delivery.event_type or 'missing'} event")
+        subscription = await self._subscriptions.get(delivery.recipient)
+        if subscription is None:
+            raise RecipientGone("the subscription was deleted")
+        origin = subscription.origin
+        paused_for = self._paused.get(origin, 0.0) - time.monotonic()
+        if paused_for > 0:
+            raise RetryLater(f"{origin} asked us to wait (429)", after=paused_for)
+        if self._session is None:
+            raise RetryLater("the push channel is not running")
+        headers = {"Authorization": self._token(await self._key.get(), origin), "Urgency": message.urgency}
+        if message.topic:
+            headers["Topic"] = message.topic
+        pusher = WebPusher(
+            {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}},
+            aiohttp_session=self._session,
+        )
+        data = orjson.dumps(message.payload(self._base_url))
+        host = urlsplit(origin).netloc
+        delivery.handed_over = True
+        try:
+            response = await pusher.send_async(
+                data, headers, ttl=self._ttl, content_encoding="aes128gcm", timeout=self._timeout
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._count(host, type(error).__name__)
+            raise RetryLater(f"{type(error).__name__}: {error}".rstrip(": ")) from None
+        status = response.status
+        self._count(host, str(status))
+        if status in SENT:
+            return
+        text = (await response.text(errors="replace"))[:300]
+        reason = f"{status} {response.reason or ''}: {text}".strip(": ")
+        if status in GONE:
+            raise RecipientGone(reason)
+        if status == 429:
+            after = retry_after(response.headers.get("Retry-After"))
+            if after is not None:
+                self._paused[origin] = max(self._paused.get(origin, 0.0), time.monotonic() + after)
+            raise RetryLater(reason, after=after)
+        if status >= 500:
+            raise RetryLater(reason)
+        raise Undeliverable(reason)
+
+    async def recipient_gone(self, recipient: str, reason: str) -> None:
+        await self._forget(recipient)
+
+    def _token(self, key: VapidKey, origin: str) -> str:
+        now = time.time()
+        token = self._tokens.get((origin, key.public_key))
+        if token is None or not token.fresh(now):
+            token = key.authorization(origin, self._subject, now)
+            if len(self._tokens) > 1000:
+                self._tokens = {k: t for k, t in self._tokens.items() if t.fresh(now)}
+            self._tokens[(origin, key.public_key)] = token
+        return token.header
+
+    def _count(self, host: str, result: str) -> None:
+        if self._observe is not None:
+            self._observe(host, result)
+
+
+def retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds (it may be a number or an HTTP date), or None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(0.0, (moment - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER)
