@@ -156,3 +156,11 @@ class PushSubscription(Model):
 
     class Meta:
         table = "push_subscriptions"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "expires_at": format_time(self.expires_at) if self.expires_at else None,
+            "created_at": format_time(self.created_at),
+        }

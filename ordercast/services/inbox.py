@@ -4,6 +4,7 @@ their in-app notifications, each with its `notification.created` event and the a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -77,16 +78,21 @@ _NOTIFICATION_COLUMNS = (
 
 async def notify(
     conn: BaseDBAsyncClient,
-    cause: Event,
     notice: AdminNotice,
     user_ids: Iterable[str],
+    *,
+    at: datetime,
+    cause_id: str | None,
 ) -> list[Event]:
-    """A notification per admin (each with its `notification.created` event), in the caller's transaction."""
+    """A notification per admin, each with its `notification.created` event, in the caller's transaction.
+
+    `cause_id`: the event it tells of (none for a test push: the notification's own event then).
+    """
     users = sorted(set(user_ids))
     if not users:
         return []
-    at = cause.occurred_at
     ids = {user: new_id("ntf") for user in users}
+    event_ids = {user: new_id("evt") for user in users}
     title = notice.title[:255]
     await insert(
         conn,
@@ -96,7 +102,7 @@ async def notify(
             (
                 ids[user],
                 user,
-                cause.id,
+                cause_id or event_ids[user],
                 notice.category,
                 notice.priority,
                 title,
@@ -111,7 +117,7 @@ async def notify(
     counts = await add_unread(conn, users, 1)
     events = [
         Event(
-            id=new_id("evt"),
+            id=event_ids[user],
             type="notification.created",
             occurred_at=at,
             data={

@@ -59,7 +59,8 @@ async def record_event(
     await record_deliveries(conn, event, customer_id=record.customer_id, admins=admins)
     if notice is None:
         return event
-    caused = await inbox.notify(conn, event, notice, [admin.user_id for admin in admins if admin.in_app])
+    told = [admin.user_id for admin in admins if admin.in_app]
+    caused = await inbox.notify(conn, notice, told, at=event.occurred_at, cause_id=event.id)
     return replace(event, caused=tuple(caused))
 
 

@@ -72,3 +72,42 @@ class StatusChange(Body):
 
 class StreamTokenRequest(Body):
     ttl_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
+
+
+class PushKeys(Body):
+    # base64url (padding optional): the browser's P-256 public key (65 bytes) and auth secret (16 bytes).
+    p256dh: str = Field(min_length=86, max_length=88, pattern=r"^[A-Za-z0-9_-]+={0,2}$")
+    auth: str = Field(min_length=22, max_length=24, pattern=r"^[A-Za-z0-9_-]+={0,2}$")
+
+
+class NewPushSubscription(Body):
+    """The browser's `PushSubscription.toJSON()`."""
+
+    endpoint: str = Field(min_length=1, max_length=1024)
+    # Milliseconds since the epoch, when the browser will drop the subscription (usually null).
+    expirationTime: int | float | None = None  # (the browser's spelling)
+    keys: PushKeys
+
+
+class PushEndpoint(Body):
+    endpoint: str = Field(min_length=1, max_length=1024)
+
+
+class ChannelChoice(Body):
+    """Which channels a category reaches; a channel left out keeps its current setting."""
+
+    push: bool = True
+    in_app: bool = True
+
+
+class PreferencesUpdate(Body):
+    """`PUT /api/v1/me/preferences`: only the categories (and channels) named change."""
+
+    orders: ChannelChoice = ChannelChoice()
+    payments: ChannelChoice = ChannelChoice()
+    alerts: ChannelChoice = ChannelChoice()
+    system: ChannelChoice = ChannelChoice()
+
+
+class AlertResolution(Body):
+    note: str | None = Field(default=None, max_length=2000)
