@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import orjson
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,6 +27,7 @@ from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
 from ordercast.models.db import tortoise_config, upgrade
 from ordercast.notify.dispatch import Dispatcher
 from ordercast.notify.limits import Limiter, MemoryLimiter, RedisLimiter
+from ordercast.notify.push import CurrentKey, PushChannel
 from ordercast.notify.queue import DeliveryQueue
 from ordercast.notify.telegram import TelegramChannel
 from ordercast.notify.templates import Shop
@@ -34,13 +36,16 @@ from ordercast.realtime.hub import Hub
 from ordercast.realtime.publisher import Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
-from ordercast.server import api, deliveries, ops, pages
+from ordercast.server import api, deliveries, notifications, ops, pages
+from ordercast.server import push as push_routes
 from ordercast.server import telegram as telegram_routes
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
 from ordercast.server.deliveries import EventWakeups, causes_deliveries
 from ordercast.server.limits import BodyLimit
 from ordercast.server.metrics import Metrics, RequestMetrics
+from ordercast.server.notifications import NotificationExpiry
 from ordercast.server.runtime import Runtime, runtime
+from ordercast.services import push as push_service
 from ordercast.services.accounts import KeyRing, ensure_admin, service_admin, shared_secret
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
@@ -134,6 +139,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 if any(causes_deliveries(event.type, event.data) for event in events):
                     dispatcher.wake()
 
+            vapid = CurrentKey(
+                lambda: push_service.vapid_key(secret_value(settings.vapid_private_key)),
+                ttl=settings.vapid_reload_interval,
+            )
+            await vapid.get()  # generated and stored now if this is the first start; a bad configured key stops it
+            # Entered before the dispatcher, so its session closes after the last send.
+            push = await stack.enter_async_context(
+                PushChannel(
+                    vapid,
+                    subject=settings.vapid_subject,
+                    base_url=settings.base_url,
+                    ttl=settings.push_ttl,
+                    timeout=settings.push_send_timeout,
+                    connections=settings.push_connections,
+                    forget=push_service.forget,
+                    observe=metrics.observe_push,
+                )
+            )
+            dispatcher.add(push)
+            await stack.enter_async_context(
+                NotificationExpiry(
+                    publish,
+                    retention=settings.notification_retention,
+                    interval=settings.notification_cleanup_interval,
+                )
+            )
+
             telegram = None
             if settings.telegram_enabled:
                 limiter = telegram_limiter(settings, redis)
@@ -168,6 +200,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 broker=broker,
                 hub=hub,
                 dispatcher=dispatcher,
+                publish=publish,
+                vapid=vapid,
                 telegram=telegram,
             )
             log.info("ordercast ready at %s", settings.base_url)
@@ -176,6 +210,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         *api.routes,
         *deliveries.routes,
+        *notifications.routes,
+        *push_routes.routes,
         *telegram_routes.routes,
         *ops.routes,
         *pages.routes,
@@ -220,6 +256,10 @@ def telegram_limiter(settings: Settings, redis: Redis | None) -> Limiter:
         per_second=settings.telegram_rate_global,
         per_recipient_per_second=settings.telegram_rate_chat,
     )
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
 
 
 def signal_shutdown(app: Starlette) -> None:

@@ -69,7 +69,7 @@ routes = [
 
 def causes_deliveries(event_type: str, data: dict[str, object]) -> bool:
     """Whether an event may have queued deliveries (so the senders should look)."""
-    return planning.wants_customer_chat(event_type, data)
+    return planning.wants_customer_chat(event_type, data) or planning.notifies_admins(event_type, data)
 
 
 class EventWakeups:

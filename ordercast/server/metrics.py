@@ -1,4 +1,4 @@
-"""Prometheus metrics: one registry per app; requests, status changes, deliveries and their latency."""
+"""Prometheus metrics: one registry per app; requests, status changes, deliveries and their latency, push answers."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
+
+        self.push_responses = Counter(
+            "ordercast_push_responses",
+            "Answers of push services by host and HTTP status (or the error that stood for one)",
+            ["service", "status"],
+            registry=self.registry,
+        )
+
+    def observe_push(self, service: str, status: str) -> None:
+        self.push_responses.labels(service, status).inc()
 
     def observe_delivery(self, channel: str, result: str, latency: float | None) -> None:
         self.deliveries.labels(channel, result).inc()

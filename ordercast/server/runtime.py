@@ -11,10 +11,12 @@ from ordercast.config import Settings
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
 from ordercast.server.metrics import Metrics
 from ordercast.services.orders import Orders
+from ordercast.services.outbox import Publish
 
 if TYPE_CHECKING:
     from ordercast.bot.app import TelegramBot
     from ordercast.notify.dispatch import Dispatcher
+    from ordercast.notify.push import CurrentKey
     from ordercast.realtime.broker import Broker
     from ordercast.realtime.hub import Hub
 
@@ -30,6 +32,9 @@ class Runtime:
     broker: Broker
     hub: Hub
     dispatcher: Dispatcher
+    # Hands committed events to the publisher (and wakes the senders when they cause deliveries).
+    publish: Publish
+    vapid: CurrentKey
     telegram: TelegramBot | None = None
 
     async def position(self, channel: str) -> str:
