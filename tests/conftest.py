@@ -119,6 +119,13 @@ class ServerProcess:
             "ORDERCAST_SWEEP_INTERVAL": "0.2",
             "ORDERCAST_SWEEP_GRACE": "0.5",
             "ORDERCAST_LOG_LEVEL": "info",
+            # Every server sends pushes (any of them may claim a test's): all on the fake push
+            # service's plain http, all retrying as fast, whichever sends.
+            "ORDERCAST_PUSH_ALLOW_INSECURE": "true",
+            "ORDERCAST_DELIVERY_CLAIM_INTERVAL": "0.2",
+            "ORDERCAST_DELIVERY_RETRY_BASE": "0.2",
+            "ORDERCAST_DELIVERY_RETRY_CAP": "1",
+            "ORDERCAST_PUSH_SEND_TIMEOUT": "2",
             **stack.env,
             **{f"ORDERCAST_{k.upper()}": str(v) for k, v in settings.items()},
         }
