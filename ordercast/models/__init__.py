@@ -8,6 +8,7 @@ from ordercast.models.notifications import (
     Notification,
     NotificationPreference,
     Priority,
+    PushService,
     PushSubscription,
     Severity,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Order",
     "OrderStatus",
     "Priority",
+    "PushService",
     "PushSubscription",
     "Review",
     "Severity",

@@ -149,6 +149,8 @@ class PushSubscription(Model):
     )
     user_id: str
     endpoint = fields.CharField(max_length=1024, unique=True)
+    # The push service (`https://fcm.googleapis.com`): what a 429 pauses.
+    origin = fields.CharField(max_length=255, db_index=True)
     p256dh = fields.CharField(max_length=128)
     auth = fields.CharField(max_length=64)
     expires_at = fields.DatetimeField(null=True)
@@ -164,3 +166,13 @@ class PushSubscription(Model):
             "expires_at": format_time(self.expires_at) if self.expires_at else None,
             "created_at": format_time(self.created_at),
         }
+
+
+class PushService(Model):
+    """A push service that answered 429: no process pushes to it before `paused_until`."""
+
+    origin = fields.CharField(primary_key=True, max_length=255)
+    paused_until = fields.DatetimeField()
+
+    class Meta:
+        table = "push_services"

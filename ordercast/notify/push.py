@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Final, Self
@@ -21,13 +21,14 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 from pywebpush import WebPusher
+from tortoise import connections
 
-from ordercast.models import PushSubscription
 from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
 from ordercast.notify.planning import PUSH
 from ordercast.notify.queue import Claimed
 from ordercast.notify.templates import push_message
 from ordercast.notify.vapid import Token, VapidKey
+from ordercast.services.sql import Statement
 
 SENT: Final = frozenset({200, 201, 202})
 GONE: Final = frozenset({404, 410})
@@ -42,11 +43,23 @@ class Subscription:
     endpoint: str
     p256dh: str
     auth: str
+    origin: str
+    # Its push service answered 429: nothing goes to it before then.
+    paused_until: datetime | None = None
 
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.endpoint)
-        return f"{parts.scheme}://{parts.netloc}".lower()
+
+_SUBSCRIPTIONS = """
+SELECT s.id, s.endpoint, s.p256dh, s.auth, s.origin, p.paused_until
+FROM push_subscriptions AS s LEFT JOIN push_services AS p ON p.origin = s.origin
+WHERE s.id IN ({ids})
+"""
+
+
+def _as_time(value: datetime | str | None) -> datetime | None:
+    # asyncpg gives datetimes, SQLite the text Tortoise stored.
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
 
 
 class Subscriptions:
@@ -67,14 +80,15 @@ class Subscriptions:
         await asyncio.sleep(0)  # the other sends of this claim start now and join this query
         waiting, self._waiting, self._loading = self._waiting, {}, None
         try:
-            rows = await PushSubscription.filter(id__in=list(waiting)).values("id", "endpoint", "p256dh", "auth")
+            statement = Statement(connections.get("default"))
+            rows = await statement.run(_SUBSCRIPTIONS.replace("{ids}", statement.each(waiting)))
         except Exception as error:  # noqa: BLE001 — handed to every waiting send, which retries
             for futures in waiting.values():
                 for future in futures:
                     if not future.done():
                         future.set_exception(error)
             return
-        found = {row["id"]: Subscription(**row) for row in rows}
+        found = {row["id"]: Subscription(**{**row, "paused_until": _as_time(row["paused_until"])}) for row in rows}
         for subscription_id, futures in waiting.items():
             for future in futures:
                 if not future.done():
@@ -119,6 +133,7 @@ class PushChannel:
         ttl: int,
         timeout: float,
         forget: Callable[[str], Awaitable[None]],
+        pause: Callable[[str, datetime], Awaitable[None]],
         connections: int = 100,
         observe: ObserveResponse | None = None,
     ) -> None:
@@ -128,14 +143,13 @@ class PushChannel:
         self._ttl = ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._forget = forget
+        self._pause = pause
         self._connections = connections
         self._observe = observe
         self._subscriptions = Subscriptions()
         self._session: aiohttp.ClientSession | None = None
         # A VAPID token per (push service, key): signed once, reused until it nears its expiry.
         self._tokens: dict[tuple[str, str], Token] = {}
-        # Push services that answered 429: no push to them before this time (monotonic clock).
-        self._paused: dict[str, float] = {}
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
@@ -161,9 +175,10 @@ class PushChannel:
         if subscription is None:
             raise RecipientGone("the subscription was deleted")
         origin = subscription.origin
-        paused_for = self._paused.get(origin, 0.0) - time.monotonic()
-        if paused_for > 0:
-            raise RetryLater(f"{origin} asked us to wait (429)", after=paused_for)
+        if subscription.paused_until is not None:
+            paused_for = (subscription.paused_until - datetime.now(UTC)).total_seconds()
+            if paused_for > 0:
+                raise RetryLater(f"{origin} asked us to wait (429)", after=paused_for)
         if self._session is None:
             raise RetryLater("the push channel is not running")
         headers = {"Authorization": self._token(await self._key.get(), origin), "Urgency": message.urgency}
@@ -194,7 +209,8 @@ class PushChannel:
         if status == 429:
             after = retry_after(response.headers.get("Retry-After"))
             if after is not None:
-                self._paused[origin] = max(self._paused.get(origin, 0.0), time.monotonic() + after)
+                # Shared through the database: every process holds its pushes to this service back.
+                await self._pause(origin, datetime.now(UTC) + timedelta(seconds=after))
             raise RetryLater(reason, after=after)
         if status >= 500:
             raise RetryLater(reason)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -14,6 +15,12 @@ from py_vapid import Vapid02
 # Push services refuse a token that expires more than 24 hours ahead; renew well before it expires.
 TOKEN_LIFETIME = 12 * 3600
 RENEW_BEFORE = 3600
+
+
+def audience(endpoint: str) -> str:
+    """The push service an endpoint belongs to (its origin): a token's `aud`, and what a 429 pauses."""
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def b64url(data: bytes) -> str:

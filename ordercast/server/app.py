@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     timeout=settings.push_send_timeout,
                     connections=settings.push_connections,
                     forget=push_service.forget,
+                    pause=push_service.pause,
                     observe=metrics.observe_push,
                 )
             )

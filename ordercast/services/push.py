@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -14,12 +15,13 @@ from ordercast.errors import Conflict, Invalid, NotFound
 from ordercast.models import PushSubscription, StoredSecret
 from ordercast.notify.planning import AdminRecipient
 from ordercast.notify.templates import AdminNotice
-from ordercast.notify.vapid import VapidKey, unb64url
+from ordercast.notify.vapid import VapidKey, audience, unb64url
 from ordercast.services import inbox
 from ordercast.services.accounts import shared_secret
 from ordercast.services.deliveries import record_deliveries
 from ordercast.services.outbox import Publish
 from ordercast.services.schemas import NewPushSubscription
+from ordercast.services.sql import Statement
 
 VAPID_SECRET = "vapid_private_key"  # noqa: S105 — the name it is stored under
 
@@ -96,6 +98,7 @@ async def subscribe(
             raise Invalid.field("expirationTime", "is not a time in milliseconds since 1970") from None
     fields: dict[str, Any] = {
         "user_id": user_id,
+        "origin": audience(subscription.endpoint)[:255],
         "p256dh": subscription.keys.p256dh.rstrip("="),
         "auth": subscription.keys.auth.rstrip("="),
         "expires_at": expires_at,
@@ -123,6 +126,18 @@ async def unsubscribe(user_id: str, endpoint: str) -> None:
 async def forget(subscription_id: str) -> None:
     """The push service says the subscription is gone (404, 410): never push to it again."""
     await PushSubscription.filter(id=subscription_id).delete()
+
+
+_PAUSE = (
+    "INSERT INTO push_services (origin, paused_until) VALUES {values}"
+    " ON CONFLICT (origin) DO UPDATE SET paused_until = excluded.paused_until"
+)
+
+
+async def pause(origin: str, until: datetime) -> None:
+    """A push service answered 429: no process pushes to it before `until`."""
+    statement = Statement(connections.get("default"))
+    await statement.run(_PAUSE.replace("{values}", statement.row((origin, until))))
 
 
 TEST_NOTICE = AdminNotice(

@@ -29,6 +29,7 @@ RELIED_ON = {
     "alerts": {("open_key",), ("id",)},
     "notification_preferences": {("user_id", "category")},
     "push_subscriptions": {("endpoint",), ("id",)},
+    "push_services": {("origin",)},
     "telegram_chats": {("chat_id",), ("customer_id",)},
     "telegram_links": {("token_hash",)},
 }

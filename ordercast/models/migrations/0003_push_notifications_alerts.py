@@ -60,11 +60,21 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='PushService',
+            fields=[
+                ('origin', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=255)),
+                ('paused_until', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'push_services', 'app': 'models', 'pk_attr': 'origin', 'table_description': 'A push service that answered 429: no process pushes to it before `paused_until`.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='PushSubscription',
             fields=[
                 ('id', fields.CharField(primary_key=True, default=subscription_id, unique=True, db_index=True, max_length=40)),
                 ('user', fields.ForeignKeyField('models.AdminUser', source_field='user_id', db_constraint=True, to_field='id', related_name='push_subscriptions', on_delete=OnDelete.CASCADE)),
                 ('endpoint', fields.CharField(unique=True, max_length=1024)),
+                ('origin', fields.CharField(db_index=True, max_length=255)),
                 ('p256dh', fields.CharField(max_length=128)),
                 ('auth', fields.CharField(max_length=64)),
                 ('expires_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
