@@ -17,7 +17,9 @@ async def admin(email: str | None = None) -> AdminUser:
 
 async def subscribe(user: AdminUser) -> PushSubscription:
     endpoint = f"https://push.example.com/{secrets.token_hex(8)}"
-    return await PushSubscription.create(user=user, endpoint=endpoint, p256dh="p", auth="a")
+    return await PushSubscription.create(
+        user=user, endpoint=endpoint, origin="https://push.example.com", p256dh="p", auth="a"
+    )
 
 
 async def test_a_new_alert_notifies_every_admin_and_a_repeat_adds_an_occurrence(database: str) -> None:
