@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     vapid_private_key: SecretStr | None = None
     vapid_subject: str = "mailto:admin@localhost"
     payment_webhook_secret: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # How long an answered payment webhook id is remembered (a retry of it then has no effect).
+    webhook_receipt_ttl: float = Field(default=7 * 86_400, gt=0)
     push_allow_insecure: bool = False
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -116,6 +119,13 @@ class Settings(BaseSettings):
             host = f"[{self.host}]" if ":" in self.host else self.host
             object.__setattr__(self, "base_url", f"http://{host}:{self.port}")
         return self
+
+    @property
+    def payment_secret_list(self) -> list[str]:
+        """`ORDERCAST_PAYMENT_WEBHOOK_SECRET`: space-separated, several during a rotation."""
+        if self.payment_webhook_secret is None:
+            return []
+        return self.payment_webhook_secret.get_secret_value().split()
 
     @property
     def api_key_list(self) -> list[str]:

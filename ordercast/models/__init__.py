@@ -12,6 +12,7 @@ from ordercast.models.notifications import (
     PushSubscription,
     Severity,
 )
+from ordercast.models.payments import Payment, WebhookReceipt
 from ordercast.models.tables import (
     AdminUser,
     ApiKey,
@@ -42,6 +43,7 @@ __all__ = [
     "NotificationPreference",
     "Order",
     "OrderStatus",
+    "Payment",
     "Priority",
     "PushService",
     "PushSubscription",
@@ -50,5 +52,6 @@ __all__ = [
     "StoredSecret",
     "TelegramChat",
     "TelegramLink",
+    "WebhookReceipt",
     "check_transition",
 ]

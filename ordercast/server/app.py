@@ -36,7 +36,7 @@ from ordercast.realtime.hub import Hub
 from ordercast.realtime.publisher import Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
-from ordercast.server import api, deliveries, notifications, ops, pages
+from ordercast.server import api, deliveries, notifications, ops, pages, webhooks
 from ordercast.server import push as push_routes
 from ordercast.server import telegram as telegram_routes
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
@@ -45,10 +45,12 @@ from ordercast.server.limits import BodyLimit
 from ordercast.server.metrics import Metrics, RequestMetrics
 from ordercast.server.notifications import NotificationExpiry
 from ordercast.server.runtime import Runtime, runtime
+from ordercast.server.signatures import StandardWebhooks, StripeSignatures
 from ordercast.services import push as push_service
 from ordercast.services.accounts import KeyRing, ensure_admin, service_admin, shared_secret
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
+from ordercast.services.payments import Payments
 from ordercast.services.reviews import Reviews
 from ordercast.services.telegram import forget_chat
 
@@ -203,6 +205,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 dispatcher=dispatcher,
                 publish=publish,
                 vapid=vapid,
+                payments=Payments(publish, receipt_ttl=settings.webhook_receipt_ttl),
+                payment_signatures=(
+                    StandardWebhooks(settings.payment_secret_list) if settings.payment_secret_list else None
+                ),
+                stripe_signatures=(
+                    StripeSignatures([settings.stripe_webhook_secret.get_secret_value()])
+                    if settings.stripe_webhook_secret
+                    else None
+                ),
                 telegram=telegram,
             )
             log.info("ordercast ready at %s", settings.base_url)
@@ -214,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *notifications.routes,
         *push_routes.routes,
         *telegram_routes.routes,
+        *webhooks.routes,
         *ops.routes,
         *pages.routes,
         Route(

@@ -30,6 +30,12 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "ordercast_payment_webhooks",
+            "Payment webhooks by outcome (applied, duplicate, ignored, or the error code)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.deliveries = Counter(
             "ordercast_deliveries",
             "Delivery attempts by channel and result (sent, retrying, failed, skipped)",

@@ -8,6 +8,7 @@ from pydantic import BaseModel, RootModel
 from pydantic.json_schema import models_json_schema
 
 from ordercast import __version__
+from ordercast.services.payments import PaymentNotice
 from ordercast.services.schemas import (
     NewCustomer,
     NewOrder,
@@ -147,7 +148,14 @@ class DeliveryStats(RootModel[dict[str, ChannelStats]]):
     """Per channel (`telegram`, `push`)."""
 
 
+class WebhookResult(BaseModel):
+    status: Literal["applied", "duplicate", "ignored"]
+    order: Order | None = None
+
+
 _MODELS: list[type[BaseModel]] = [
+    PaymentNotice,
+    WebhookResult,
     NewCustomer,
     NewOrder,
     OrderPatch,
@@ -293,6 +301,16 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/v1/orders/{ref}/events": {
             "get": _operation("An order's events, oldest first", ok=(200, EventList), params=[ref])
+        },
+        "/api/v1/webhooks/payments": {
+            "post": {
+                **_operation(
+                    "A payment provider's signed notice (Standard Webhooks, or Stripe-Signature)",
+                    ok=(200, WebhookResult),
+                    body=PaymentNotice,
+                ),
+                "security": [],
+            }
         },
         "/api/v1/reviews": {
             "get": _operation(

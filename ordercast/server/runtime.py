@@ -10,8 +10,10 @@ from starlette.requests import HTTPConnection
 from ordercast.config import Settings
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
 from ordercast.server.metrics import Metrics
+from ordercast.server.signatures import StandardWebhooks, StripeSignatures
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import Publish
+from ordercast.services.payments import Payments
 
 if TYPE_CHECKING:
     from ordercast.bot.app import TelegramBot
@@ -35,6 +37,10 @@ class Runtime:
     # Hands committed events to the publisher (and wakes the senders when they cause deliveries).
     publish: Publish
     vapid: CurrentKey
+    payments: Payments
+    # None when that provider's secret isn't configured.
+    payment_signatures: StandardWebhooks | None
+    stripe_signatures: StripeSignatures | None
     telegram: TelegramBot | None = None
 
     async def position(self, channel: str) -> str:

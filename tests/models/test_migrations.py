@@ -17,6 +17,7 @@ from tests.conftest import create_postgres_database
 Schema = dict[str, dict[str, Any]]
 # The unique keys correctness depends on (the migration tool is young: check they really exist).
 RELIED_ON = {
+    "payments": {("payment_id", "kind")},
     "orders": {("number",)},
     "events": {("order_id", "order_version")},
     "idempotency_keys": {("user_id", "key")},
