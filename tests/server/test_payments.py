@@ -308,3 +308,15 @@ async def test_two_processes_receiving_the_same_webhook_at_once_make_one_transit
             assert [r.status_code for r in responses] == [200, 200]
             assert sorted(r.json()["status"] for r in responses) == ["applied", "duplicate"]
             assert [e["type"] for e in await events_of(on_a, order)] == ["order.created", "order.status_changed"]
+
+
+async def test_a_payment_tells_the_admins_in_their_notification_centre(
+    client: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    assert (await deliver(anonymous, notice(order))).status_code == 200
+    items = (await client.get("/api/v1/notifications", params={"limit": 200})).json()["items"]
+    about = [n for n in items if n["order_id"] == order["id"] and n["category"] == "payments"]
+    assert about, items[:3]
+    assert order["number"] in about[0]["title"] + about[0]["body"]
