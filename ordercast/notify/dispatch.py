@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -21,18 +22,29 @@ logger = logging.getLogger("ordercast.notify")
 
 
 class SendError(Exception):
-    """A send that did not succeed; the subclass says what happens to the delivery."""
+    """A send that did not succeed; the subclass says what happens to the delivery.
 
-    def __init__(self, reason: str) -> None:
+    `code` names the kind of failure in a few words (`forbidden`, `payload_too_large`): the alert a
+    permanent failure raises is keyed by it. Without one, it is made from the reason.
+    """
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason[:1000]
+        self.code = code or failure_code(reason)
+
+
+def failure_code(reason: str) -> str:
+    """`Bad Request: message is too long` → `bad_request`; `Message is too long` → `message_is_too_long`."""
+    words = re.sub(r"[^a-z0-9]+", "_", reason.split(":", 1)[0].lower()).strip("_")
+    return words[:60] or "unknown"
 
 
 class RetryLater(SendError):
     """Transient (timeout, 5xx, rate limit): try again after `after` seconds, or after a backoff."""
 
-    def __init__(self, reason: str, after: float | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, after: float | None = None, *, code: str | None = None) -> None:
+        super().__init__(reason, code=code)
         self.after = after
 
 
@@ -60,6 +72,23 @@ class Channel(Protocol):
 Observe = Callable[[str, str, float | None], None]
 
 
+class Troubles(Protocol):
+    """Who hears of failures (the admins' alerts): the dispatcher reports, this decides what to raise."""
+
+    async def failed(self, delivery: Claimed, reason: str, code: str) -> bool:
+        """Record `delivery` as failed for good (and raise what that causes, in the same transaction);
+        False if another process had taken it over."""
+        ...
+
+    def retrying(self, channel: str, reason: str) -> None:
+        """A send failed in a way that is retried with backoff (timeout, 5xx)."""
+        ...
+
+    def sent(self, channel: str) -> None:
+        """A send succeeded."""
+        ...
+
+
 class Dispatcher:
     """Claims due deliveries for its channels and sends up to `concurrency` of them at a time."""
 
@@ -74,6 +103,7 @@ class Dispatcher:
         retry_cap: float,
         max_attempts: int,
         observe: Observe | None = None,
+        troubles: Troubles | None = None,
         close_timeout: float = 3.0,
     ) -> None:
         self._queue = queue
@@ -84,6 +114,7 @@ class Dispatcher:
         self._retry_cap = retry_cap
         self._max_attempts = max_attempts
         self._observe = observe
+        self._troubles = troubles
         self._close_timeout = close_timeout
         self._wakeup = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
@@ -184,7 +215,7 @@ class Dispatcher:
             await self._retry(delivery, error.reason, error.after)
         except Undeliverable as error:
             logger.warning("delivery %s failed permanently: %s", delivery.id, error.reason)
-            await self._record(self._queue.fail(delivery, error.reason), delivery, "failed")
+            await self._record(self._fail(delivery, error.reason, error.code), delivery, "failed")
         except RecipientGone as error:
             logger.info("%s recipient %s is gone: %s", delivery.channel, delivery.recipient, error.reason)
             await self._record(self._queue.skip_recipient(delivery, error.reason), delivery, "skipped")
@@ -199,18 +230,27 @@ class Dispatcher:
             logger.exception("sending delivery %s raised", delivery.id)
             await self._retry(delivery, f"{type(error).__name__}: {error}", None)
         else:
+            if self._troubles is not None:
+                self._troubles.sent(delivery.channel)
             now = datetime.now(UTC)
             latency = max(0.0, (now - delivery.occurred_at).total_seconds())
             await self._record(self._queue.sent(delivery, now), delivery, "sent", latency)
 
     async def _retry(self, delivery: Claimed, reason: str, after: float | None) -> None:
+        if after is None and self._troubles is not None:
+            self._troubles.retrying(delivery.channel, reason)
         if after is None and delivery.attempts >= self._max_attempts:
             logger.warning("delivery %s failed after %d attempts: %s", delivery.id, delivery.attempts, reason)
-            await self._record(self._queue.fail(delivery, reason), delivery, "failed")
+            await self._record(self._fail(delivery, reason, "gave_up"), delivery, "failed")
             return
         delay = after if after is not None else backoff(delivery.attempts, base=self._retry_base, cap=self._retry_cap)
         await self._record(self._queue.retry(delivery, reason, delay), delivery, "retrying")
         self._retry_at(delay)
+
+    def _fail(self, delivery: Claimed, reason: str, code: str) -> Awaitable[bool]:
+        if self._troubles is None:
+            return self._queue.fail(delivery, reason)
+        return self._troubles.failed(delivery, reason, code)
 
     async def _record(
         self, outcome: Awaitable[bool | int], delivery: Claimed, result: str, latency: float | None = None

@@ -214,7 +214,7 @@ class PushChannel:
             raise RetryLater(reason, after=after)
         if status >= 500:
             raise RetryLater(reason)
-        raise Undeliverable(reason)
+        raise Undeliverable(reason, code=REFUSALS.get(status, f"http_{status}"))
 
     async def recipient_gone(self, recipient: str, reason: str) -> None:
         await self._forget(recipient)

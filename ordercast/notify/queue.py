@@ -124,8 +124,9 @@ class DeliveryQueue:
         due = datetime.now(UTC) + timedelta(seconds=delay)
         return await self._settle(claimed, status=DeliveryStatus.RETRYING, last_error=error, next_attempt_at=due)
 
-    async def fail(self, claimed: Claimed, error: str) -> bool:
-        return await self._settle(claimed, status=DeliveryStatus.FAILED, last_error=error)
+    async def fail(self, claimed: Claimed, error: str, *, using: Any = None) -> bool:
+        """Failed for good; `using`: in the caller's transaction (with the alert it raises)."""
+        return await self._settle(claimed, status=DeliveryStatus.FAILED, last_error=error, using=using)
 
     async def skip_recipient(self, claimed: Claimed, reason: str) -> int:
         """Skip this delivery and every unfinished one after it to the same recipient (it is gone)."""

@@ -40,7 +40,7 @@ from ordercast.server import api, deliveries, notifications, ops, pages, webhook
 from ordercast.server import push as push_routes
 from ordercast.server import telegram as telegram_routes
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
-from ordercast.server.deliveries import EventWakeups, causes_deliveries
+from ordercast.server.deliveries import DeliveryAlerts, EventWakeups, causes_deliveries
 from ordercast.server.limits import BodyLimit
 from ordercast.server.metrics import Metrics, RequestMetrics
 from ordercast.server.notifications import NotificationExpiry
@@ -126,14 +126,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 stack.push_async_callback(redis.aclose)
             # Built before the bot (whose review use case publishes) but entered after it, so it
             # stops sending before the bot stops.
+            queue = DeliveryQueue(postgres=not settings.is_sqlite, lease=settings.delivery_lease)
+            # Entered before the dispatcher, so the alerts it is raising finish after the last send.
+            alerts = await stack.enter_async_context(
+                DeliveryAlerts(queue, lambda events: publish(events), after_failures=settings.alert_after_failures)
+            )
             dispatcher = Dispatcher(
-                DeliveryQueue(postgres=not settings.is_sqlite, lease=settings.delivery_lease),
+                queue,
                 concurrency=settings.delivery_concurrency,
                 claim_interval=settings.delivery_claim_interval,
                 retry_base=settings.delivery_retry_base,
                 retry_cap=settings.delivery_retry_cap,
                 max_attempts=settings.delivery_max_attempts,
                 observe=metrics.observe_delivery,
+                troubles=alerts,
             )
 
             def publish(events: Sequence[Event]) -> None:

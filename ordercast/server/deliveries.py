@@ -1,28 +1,33 @@
-"""Deliveries over HTTP (`/api/v1/deliveries`, `/stats`), and the wiring that wakes the senders on events."""
+"""Deliveries over HTTP (`/api/v1/deliveries`, `/stats`), the wiring that wakes the senders on events,
+and the alerts that failing deliveries raise."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Self
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tortoise.transactions import in_transaction
 
 from ordercast.errors import Malformed
 from ordercast.events import ADMIN_CHANNEL
 from ordercast.models import DeliveryStatus
 from ordercast.notify import planning
+from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.realtime.backoff import backoff
 from ordercast.realtime.hub import Hub
 from ordercast.server.http import JSON
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
 from ordercast.server.runtime import runtime
 from ordercast.services import deliveries
+from ordercast.services.alerts import raise_alert, resolve_key
+from ordercast.services.outbox import Publish
 
 logger = logging.getLogger("ordercast.notify")
 
@@ -117,3 +122,87 @@ class EventWakeups:
                 logger.debug("the senders' event subscription failed; subscribing again", exc_info=True)
             failures += 1
             await asyncio.sleep(backoff(failures, base=0.1, cap=5.0))
+
+
+class DeliveryAlerts:
+    """The admins' alerts about deliveries (the dispatcher's `Troubles`).
+
+    A delivery that fails for good raises `delivery:<channel>:<code>` in the transaction that records
+    the failure. A channel whose sends fail `after_failures` times in a row in this process (timeouts,
+    5xx: retried with backoff) raises `delivery:<channel>:failing`, resolved by its next success.
+    """
+
+    def __init__(self, queue: DeliveryQueue, publish: Publish, *, after_failures: int) -> None:
+        self._queue = queue
+        self._publish = publish
+        self._after_failures = after_failures
+        self._streaks: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def failed(self, delivery: Claimed, reason: str, code: str) -> bool:
+        async with in_transaction() as conn:
+            if not await self._queue.fail(delivery, reason, using=conn):
+                return False
+            events = await raise_alert(
+                conn,
+                key=f"delivery:{delivery.channel}:{code}",
+                severity="error",
+                title=f"{_NAMES.get(delivery.channel, delivery.channel)} deliveries fail: {code.replace('_', ' ')}",
+                message=f"A {delivery.channel} delivery failed for good: {reason} "
+                f"(delivery {delivery.id}, event {delivery.event_id}).",
+            )
+        self._publish(events)
+        return True
+
+    def retrying(self, channel: str, reason: str) -> None:
+        streak = self._streaks[channel] = self._streaks.get(channel, 0) + 1
+        if streak == self._after_failures:
+            name = _NAMES.get(channel, channel)
+            self._spawn(
+                self._raise(
+                    key=f"delivery:{channel}:failing",
+                    title=f"{name} sends keep failing",
+                    message=f"{streak} {channel} sends in a row failed and are being retried. The last: {reason}",
+                )
+            )
+
+    def sent(self, channel: str) -> None:
+        if self._streaks.pop(channel, 0) >= self._after_failures:
+            self._spawn(self._resolve(f"delivery:{channel}:failing"))
+
+    async def _raise(self, *, key: str, title: str, message: str) -> None:
+        async with in_transaction() as conn:
+            events = await raise_alert(conn, key=key, severity="warning", title=title, message=message)
+        self._publish(events)
+
+    async def _resolve(self, key: str) -> None:
+        async with in_transaction() as conn:
+            events = await resolve_key(conn, key, note="sends go through again")
+        self._publish(events)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work, name="ordercast.notify.alert")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("raising a delivery alert failed", exc_info=task.exception())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=3)
+        for task in set(self._tasks):
+            task.cancel()
+
+
+_NAMES = {planning.TELEGRAM: "Telegram", planning.PUSH: "Push"}
