@@ -85,7 +85,7 @@ class NewPushSubscription(Body):
 
     endpoint: str = Field(min_length=1, max_length=1024)
     # Milliseconds since the epoch, when the browser will drop the subscription (usually null).
-    expirationTime: int | float | None = None  # (the browser's spelling)
+    expirationTime: float | None = None  # (the browser's spelling)
     keys: PushKeys
 
 

@@ -1,0 +1,386 @@
+"""Web Push end to end: a real server pushes to a fake push service that checks and decrypts like a
+browser vendor's, and each of the service's answers (404, 410, 429, 5xx, timeouts, 400/403/413) gets
+its reaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, ServerProcess, new_customer, new_order, wait_for
+from tests.notify.fakepush import (
+    GONE,
+    NOT_FOUND,
+    SERVER_ERROR,
+    Failure,
+    FakePushService,
+    Push,
+    running,
+    throttled,
+    token_of,
+)
+
+PUSH_TTL = 86_400  # the servers' default
+
+
+@pytest.fixture(scope="module")
+async def fake() -> AsyncIterator[FakePushService]:
+    async with running(FakePushService()) as fake:
+        yield fake
+
+
+@dataclass
+class Device:
+    """A browser subscribed through the API: its PushSubscription JSON and the server's id for it."""
+
+    subscription: dict[str, Any]
+    id: str
+
+
+Subscribe = Callable[[], Awaitable[Device]]
+
+
+@pytest.fixture
+async def subscribe(client: httpx.AsyncClient, fake: FakePushService) -> AsyncIterator[Subscribe]:
+    """Subscribe a new device of the API key's admin (the built-in service admin); unsubscribed after."""
+    devices: list[Device] = []
+
+    async def new_device() -> Device:
+        key = (await client.get("/api/v1/push/vapid-public-key")).json()["key"]
+        subscription = fake.subscribe(key)
+        response = await client.post("/api/v1/push/subscriptions", json=subscription)
+        assert response.status_code == 201, response.text
+        devices.append(Device(subscription, response.json()["id"]))
+        return devices[-1]
+
+    yield new_device
+    for device in devices:
+        await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": device.subscription["endpoint"]})
+
+
+async def change(client: httpx.AsyncClient, order: dict[str, Any], status: str, **fields: Any) -> None:
+    response = await client.post(f"/api/v1/orders/{order['id']}/status", json={"status": status, **fields})
+    assert response.status_code == 200, response.text
+
+
+def about(order: dict[str, Any]) -> Callable[[Push], bool]:
+    return lambda push: push.payload["url"].endswith(f"?order={order['id']}")
+
+
+async def pushes_about(fake: FakePushService, device: Device, order: dict[str, Any], count: int) -> list[Push]:
+    async def arrived() -> list[Push] | None:
+        pushes = [push for push in fake.received(device.subscription) if about(order)(push)]
+        return pushes if len(pushes) >= count else None
+
+    result: list[Push] = await wait_for(arrived, message=f"{count} pushes about {order['number']}")
+    return result
+
+
+async def deliveries(
+    client: httpx.AsyncClient, order: dict[str, Any], device: Device | None = None
+) -> list[dict[str, Any]]:
+    """The order's push deliveries (to `device`), oldest first."""
+    response = await client.get("/api/v1/deliveries", params={"channel": "push", "order_id": order["id"]})
+    assert response.status_code == 200, response.text
+    rows = list(reversed(response.json()["items"]))
+    return [row for row in rows if device is None or row["recipient"] == device.id]
+
+
+async def settled(
+    client: httpx.AsyncClient, count: int, order: dict[str, Any], device: Device | None = None
+) -> list[dict[str, Any]]:
+    async def done() -> list[dict[str, Any]] | None:
+        rows = await deliveries(client, order, device)
+        finished = [row for row in rows if row["status"] in ("sent", "failed", "skipped")]
+        return rows if len(finished) >= count else None
+
+    result: list[dict[str, Any]] = await wait_for(done, message=f"{count} settled pushes about {order['number']}")
+    return result
+
+
+async def test_each_status_change_reaches_every_device_signed_and_encrypted(
+    client: httpx.AsyncClient, server: ServerProcess, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    phone, laptop = await subscribe(), await subscribe()
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    await change(client, order, "paid")
+    number, started = f"#{order['number']}", time.time()
+    for device in (phone, laptop):
+        created, paid = await pushes_about(fake, device, order, 2)
+        assert (created.title, created.body) == (f"New order {number}", "€9.90 from 2 × Tea")
+        assert paid.title == f"Payment received for {number}"
+        assert paid.body == f"Order {number} is paid: €9.90. Confirm it to start packing."
+        assert (created.urgency, paid.urgency) == ("normal", "high")
+        assert created.topic == paid.topic == order["id"]  # a newer push about the order replaces an unseen one
+        assert created.payload == {
+            "title": created.title,
+            "body": created.body,
+            "url": f"{server.base_url}/?order={order['id']}",
+            "tag": f"order-{order['id']}",
+        }
+        assert created.ttl == paid.ttl == PUSH_TTL
+        assert created.claims["aud"] == fake.url
+        assert created.claims["sub"] == "mailto:admin@localhost"
+        assert 11 * 3600 < created.claims["exp"] - started <= 12 * 3600
+    assert fake.refused == []
+    rows = await settled(client, 4, order)
+    assert sorted(row["recipient"] for row in rows) == sorted([phone.id, laptop.id] * 2)
+    assert {(row["status"], row["attempts"]) for row in rows} == {("sent", 1)}
+    # One VAPID token signed for this push service, reused for every push while it is valid.
+    assert len({push.jwt for push in fake.received(phone.subscription) + fake.received(laptop.subscription)}) == 1
+
+    stats = (await client.get("/api/v1/deliveries/stats")).json()["push"]
+    assert stats["sent"] >= 4
+    assert 0 <= stats["p50_seconds"] <= stats["p95_seconds"] < 10
+    metrics = (await client.get("/metrics")).text
+    assert f'ordercast_push_responses_total{{service="{fake.url.removeprefix("http://")}",status="201"}}' in metrics
+    assert 'ordercast_deliveries_total{channel="push",result="sent"}' in metrics
+
+
+async def test_the_test_push_reaches_each_device_of_the_caller(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    response = await client.post("/api/v1/push/test")
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "conflict")
+    devices = [await subscribe(), await subscribe()]
+    response = await client.post("/api/v1/push/test")
+    assert response.status_code == 200
+    assert response.json() == {"queued": 2}
+    for device in devices:
+        [push] = await fake.wait_pushes(device.subscription, 1)
+        assert (push.title, push.body) == ("Test notification", "Push notifications from ordercast reach this device.")
+    latest = (await client.get("/api/v1/notifications", params={"limit": 1})).json()["items"][0]
+    assert (latest["category"], latest["title"]) == ("system", "Test notification")
+
+
+@pytest.mark.parametrize("failure", [GONE, NOT_FOUND], ids=["410", "404"])
+async def test_a_gone_subscription_is_deleted_and_its_queued_pushes_skipped(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe, failure: Failure
+) -> None:
+    phone = await subscribe()
+    fake.hold(phone.subscription)
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    await wait_for(lambda: fake.arrivals[token_of(phone.subscription)], message="the held push")
+    fake.fail_next(phone.subscription, failure)
+    await change(client, order, "paid")  # queued behind the held push
+    fake.release(phone.subscription)
+    first, second = await settled(client, 2, order, phone)
+    assert (first["status"], first["attempts"]) == ("skipped", 1)
+    assert first["last_error"].startswith(str(failure.status))
+    assert (second["status"], second["attempts"]) == ("skipped", 0)
+    gone = await client.request(
+        "DELETE", "/api/v1/push/subscriptions", json={"endpoint": phone.subscription["endpoint"]}
+    )
+    assert gone.status_code == 404  # deleted already
+    await change(client, order, "accepted")
+    assert len(await deliveries(client, order, phone)) == 2  # nothing planned for it any more
+    assert fake.received(phone.subscription) == []
+
+
+async def test_a_429_holds_back_every_push_to_that_service_until_retry_after(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    phone, laptop = await subscribe(), await subscribe()
+    fake.fail_next(phone.subscription, throttled(2))
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    await wait_for(lambda: not fake.failures[token_of(phone.subscription)], message="the 429")
+    throttled_at = time.monotonic()
+
+    async def waiting() -> bool:
+        rows = await deliveries(client, order, phone)
+        return bool(rows) and rows[0]["status"] == "retrying"
+
+    await wait_for(waiting, message="the throttled push to be rescheduled")
+    await change(client, order, "paid")
+    [created, paid] = await pushes_about(fake, phone, order, 2)
+    [_, laptop_paid] = await pushes_about(fake, laptop, order, 2)
+    # Pushes to the same service wait too, not only the refused one.
+    for push in (created, paid, laptop_paid):
+        assert push.at - throttled_at >= 1.9
+    rows = await settled(client, 2, order, phone)
+    assert (rows[0]["status"], rows[0]["attempts"]) == ("sent", 2)
+    assert rows[0]["last_error"].startswith("429")
+
+
+async def test_5xx_is_retried_with_backoff(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    phone = await subscribe()
+    fake.fail_next(phone.subscription, SERVER_ERROR, SERVER_ERROR)
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    [push] = await pushes_about(fake, phone, order, 1)
+    assert push.title == f"New order #{order['number']}"
+    [row] = await settled(client, 1, order, phone)
+    assert (row["status"], row["attempts"]) == ("sent", 3)
+    assert row["last_error"].startswith("500")
+
+
+async def test_a_timeout_is_retried(client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe) -> None:
+    phone = await subscribe()
+    token = token_of(phone.subscription)
+    fake.delays[token] = 5  # longer than the servers' push timeout (2 s)
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    await wait_for(lambda: fake.arrivals[token], message="the first attempt")
+    del fake.delays[token]
+    [row] = await settled(client, 1, order, phone)
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert "Timeout" in row["last_error"]
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "bad_request"), (403, "forbidden"), (413, "payload_too_large")])
+async def test_a_refused_push_fails_for_good_and_raises_an_alert(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe, status: int, code: str
+) -> None:
+    phone = await subscribe()
+    fake.fail_next(phone.subscription, Failure(status, text="refused"))
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    await change(client, order, "paid")
+    refused, paid = await settled(client, 2, order, phone)
+    assert (refused["status"], refused["attempts"]) == ("failed", 1)
+    assert refused["last_error"].startswith(str(status))
+    assert paid["status"] == "sent"  # the queue moves on
+
+    async def open_alert() -> dict[str, Any] | None:
+        alerts = (await client.get("/api/v1/alerts", params={"resolved": "false"})).json()["items"]
+        return next((alert for alert in alerts if alert["key"] == f"delivery:push:{code}"), None)
+
+    alert = await wait_for(open_alert, message="the alert")
+    assert alert["severity"] == "error"
+    assert refused["id"] in alert["message"]
+    notifications = (await client.get("/api/v1/notifications", params={"unread": "true"})).json()["items"]
+    assert any(n["category"] == "alerts" and n["title"] == alert["title"] for n in notifications)
+    # The admins' device hears of the alert too, with high urgency.
+    [pushed] = [push for push in await fake.wait_pushes(phone.subscription, 2) if push.title == alert["title"]]
+    assert pushed.urgency == "high"
+
+    resolved = await client.post(f"/api/v1/alerts/{alert['id']}/resolve", json={"note": "fixed the key"})
+    assert resolved.status_code == 200
+    assert resolved.json()["resolution_note"] == "fixed the key"
+    assert resolved.json()["resolved_at"] is not None
+    again = await client.post(f"/api/v1/alerts/{alert['id']}/resolve")
+    assert again.status_code == 409
+    listed = (await client.get("/api/v1/alerts", params={"resolved": "true", "limit": 200})).json()["items"]
+    assert alert["id"] in [item["id"] for item in listed]
+
+
+async def test_preferences_switch_push_and_in_app_off_and_on(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    phone = await subscribe()
+    customer = await new_customer(client)
+
+    async def paid_order() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        order = await new_order(client, customer["id"])
+        await change(client, order, "paid")
+        await pushes_about(fake, phone, order, 1)  # order.created: orders are still on
+        items = (await client.get("/api/v1/notifications", params={"limit": 10})).json()["items"]
+        return order, [item for item in items if item["order_id"] == order["id"]]
+
+    try:
+        response = await client.put("/api/v1/me/preferences", json={"payments": {"push": False}})
+        assert response.json()["payments"] == {"push": False, "in_app": True}
+        order, notes = await paid_order()
+        assert [n["category"] for n in notes] == ["payments", "orders"]
+        assert [row["event_id"] for row in await deliveries(client, order, phone)] == [
+            (await client.get(f"/api/v1/orders/{order['id']}/events")).json()["items"][0]["id"]
+        ]
+
+        response = await client.put("/api/v1/me/preferences", json={"payments": {"push": True, "in_app": False}})
+        assert response.json()["payments"] == {"push": True, "in_app": False}
+        order, notes = await paid_order()
+        [_, paid] = await pushes_about(fake, phone, order, 2)
+        assert paid.title.startswith("Payment received")
+        assert [n["category"] for n in notes] == ["orders"]
+
+        response = await client.put("/api/v1/me/preferences", json={"payments": {"in_app": True}})
+        assert response.json()["payments"] == {"push": True, "in_app": True}
+        order, notes = await paid_order()
+        await pushes_about(fake, phone, order, 2)
+        assert [n["category"] for n in notes] == ["payments", "orders"]
+    finally:
+        everything_on = {
+            category: {"push": True, "in_app": True} for category in ("orders", "payments", "alerts", "system")
+        }
+        assert (await client.put("/api/v1/me/preferences", json=everything_on)).json() == everything_on
+
+
+@pytest.mark.parametrize(
+    ("change_to", "field", "problem"),
+    [
+        ({"keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}}, "keys.p256dh", "P-256"),
+        ({"keys": {"p256dh": "A" * 87, "auth": "A" * 22}}, "keys.p256dh", "uncompressed"),
+        ({"keys": {"auth": "A" * 22}}, "keys.p256dh", "Field required"),
+        ({"endpoint": "ftp://push.example.com/x"}, "endpoint", "https"),
+        ({"expirationTime": "soon"}, "expirationTime", ""),
+        ({"extra": 1}, "extra", "unknown field"),
+    ],
+)
+async def test_subscriptions_are_validated(
+    client: httpx.AsyncClient, fake: FakePushService, change_to: dict[str, Any], field: str, problem: str
+) -> None:
+    subscription = {**fake.subscribe("unused"), **change_to}
+    response = await client.post("/api/v1/push/subscriptions", json=subscription)
+    assert response.status_code == 422, response.text
+    assert problem in response.json()["error"]["details"]["fields"][field]
+
+
+async def test_subscribing_twice_updates_and_delete_needs_the_endpoint(
+    client: httpx.AsyncClient, fake: FakePushService, anonymous: httpx.AsyncClient
+) -> None:
+    key = (await anonymous.get("/api/v1/push/vapid-public-key")).json()["key"]
+    subscription = fake.subscribe(key)
+    first = await client.post("/api/v1/push/subscriptions", json=subscription)
+    again = await client.post("/api/v1/push/subscriptions", json={**subscription, "expirationTime": 4102444800000})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert again.json()["expires_at"] == "2100-01-01T00:00:00.000000Z"
+    deleted = await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": subscription["endpoint"]})
+    assert deleted.status_code == 204
+    deleted = await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": subscription["endpoint"]})
+    assert deleted.status_code == 404
+    assert (await anonymous.post("/api/v1/push/subscriptions", json=subscription)).status_code == 401
+    customer = await new_customer(client)
+    token = (await client.post(f"/api/v1/customers/{customer['id']}/stream-token", json={})).json()["token"]
+    as_customer = await anonymous.post(
+        "/api/v1/push/subscriptions", json=subscription, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert as_customer.status_code == 403
+
+
+async def test_only_public_https_push_services_without_the_insecure_setting(
+    start_server: Callable[..., Awaitable[ServerProcess]], fake: FakePushService
+) -> None:
+    strict = await start_server(push_allow_insecure="false")
+    try:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(base_url=strict.base_url, headers=headers, timeout=10) as client:
+            subscription = fake.subscribe("unused")
+            for endpoint in (
+                subscription["endpoint"],  # http
+                "https://127.0.0.1/push/x",
+                "https://localhost:8443/push/x",
+                "https://[::1]/push/x",
+                "https://10.1.2.3/push/x",
+                "https://printer.local/push/x",
+            ):
+                response = await client.post("/api/v1/push/subscriptions", json={**subscription, "endpoint": endpoint})
+                assert response.status_code == 422, endpoint
+                assert "endpoint" in response.json()["error"]["details"]["fields"]
+            public = {**subscription, "endpoint": "https://push.example.com/send/ordercast-test"}
+            response = await client.post("/api/v1/push/subscriptions", json=public)
+            assert response.status_code == 201, response.text
+            await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": public["endpoint"]})
+    finally:
+        await asyncio.to_thread(strict.stop)
