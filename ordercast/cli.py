@@ -1,4 +1,4 @@
-"""The command line: `ordercast serve | demo | migrate | admin create | apikey create`."""
+"""The command line: `ordercast serve | demo | migrate | vapid | admin create | apikey create`."""
 
 from __future__ import annotations
 
@@ -139,6 +139,39 @@ def _cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_vapid(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.notify.vapid import InvalidKey, VapidKey
+    from ordercast.services.push import rotate_vapid_key, vapid_key
+
+    if settings.vapid_private_key is not None:
+        if args.rotate:
+            print("the key comes from ORDERCAST_VAPID_PRIVATE_KEY: set a new one there to rotate it", file=sys.stderr)
+            return 1
+        try:
+            print(VapidKey.parse(settings.vapid_private_key.get_secret_value()).public_key)
+        except InvalidKey as error:
+            print(f"ORDERCAST_VAPID_PRIVATE_KEY: {error}", file=sys.stderr)
+            return 1
+        return 0
+    if settings.is_sqlite:
+        asyncio.run(upgrade(settings.database_url))
+    if not args.rotate:
+        key = asyncio.run(_with_db(settings, vapid_key))
+        assert isinstance(key, VapidKey)
+        print(key.public_key)
+        return 0
+    rotated = asyncio.run(_with_db(settings, rotate_vapid_key))
+    assert isinstance(rotated, tuple)
+    key, dropped = rotated
+    print(key.public_key)
+    print(
+        f"rotated: {dropped} push subscription(s) made for the old key were removed (dashboards subscribe again"
+        f" with the new one); running servers use it within {settings.vapid_reload_interval:g} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ordercast",
@@ -159,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     create_admin.add_argument("--email", required=True, help="the admin's email (their login)")
     create_admin.add_argument("--password", help="the password (prompted for when missing)")
     create_admin.set_defaults(run=_cmd_admin_create)
+
+    vapid_p = commands.add_parser("vapid", help="print the Web Push (VAPID) public key, or --rotate the key pair")
+    vapid_p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="replace the stored key pair (every push subscription is removed: browsers subscribe again)",
+    )
+    vapid_p.set_defaults(run=_cmd_vapid)
 
     key_p = commands.add_parser("apikey", help="manage API keys for shop backends")
     key_cmds = key_p.add_subparsers(dest="key_command", required=True, metavar="ACTION")
