@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from ordercast.services.alerts import raise_alert
 from pydantic import Field, model_validator
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -17,6 +16,7 @@ from ordercast.events import Event
 from ordercast.models import TRANSITIONS, Order, OrderStatus
 from ordercast.models.money import format_amount, is_currency, parse_amount
 from ordercast.models.payments import Payment, WebhookReceipt
+from ordercast.services.alerts import raise_alert
 from ordercast.services.orders import ref_filter
 from ordercast.services.outbox import Publish, record_event
 from ordercast.services.schemas import Body, DecimalString
