@@ -47,7 +47,8 @@ async def read(user_id: str, notification_id: str, *, publish: Publish) -> Notif
     """Mark one notification read (reading it again changes nothing)."""
     events: list[Event] = []
     async with in_transaction() as conn:
-        changed = await _mine(user_id, notification_id).using_db(conn).update(read_at=datetime.now(UTC))
+        unread = _mine(user_id, notification_id).filter(read_at__isnull=True)
+        changed = await unread.using_db(conn).update(read_at=datetime.now(UTC))
         if changed:
             counts = await inbox.add_unread(conn, [user_id], -changed)
             data = {"user_id": user_id, "ids": [notification_id], "unread_count": counts[user_id]}
