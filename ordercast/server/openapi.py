@@ -10,9 +10,13 @@ from pydantic.json_schema import models_json_schema
 from ordercast import __version__
 from ordercast.services.payments import PaymentNotice
 from ordercast.services.schemas import (
+    AlertResolution,
     NewCustomer,
     NewOrder,
+    NewPushSubscription,
     OrderPatch,
+    PreferencesUpdate,
+    PushEndpoint,
     StatusChange,
     StatusName,
     StreamTokenRequest,
@@ -153,7 +157,87 @@ class WebhookResult(BaseModel):
     order: Order | None = None
 
 
+CategoryName = Literal["orders", "payments", "alerts", "system"]
+
+
+class Notification(BaseModel):
+    id: str
+    category: CategoryName
+    priority: Literal["low", "normal", "high", "critical"]
+    title: str
+    body: str
+    url: str | None
+    order_id: str | None
+    read_at: str | None
+    created_at: str
+
+
+class NotificationPage(BaseModel):
+    items: list[Notification]
+    next_cursor: str | None
+
+
+class UnreadCount(BaseModel):
+    count: int
+
+
+class Alert(BaseModel):
+    id: str
+    key: str
+    severity: Literal["info", "warning", "error", "critical"]
+    title: str
+    message: str
+    occurrences: int
+    first_seen: str
+    last_seen: str
+    resolved_at: str | None
+    resolution_note: str | None
+
+
+class AlertPage(BaseModel):
+    items: list[Alert]
+    next_cursor: str | None
+
+
+class Channels(BaseModel):
+    push: bool
+    in_app: bool
+
+
+class Preferences(BaseModel):
+    orders: Channels
+    payments: Channels
+    alerts: Channels
+    system: Channels
+
+
+class VapidPublicKey(BaseModel):
+    key: str
+
+
+class PushSubscription(BaseModel):
+    id: str
+    endpoint: str
+    expires_at: str | None
+    created_at: str
+
+
+class PushTest(BaseModel):
+    queued: int
+
+
 _MODELS: list[type[BaseModel]] = [
+    NotificationPage,
+    UnreadCount,
+    AlertPage,
+    AlertResolution,
+    Preferences,
+    PreferencesUpdate,
+    VapidPublicKey,
+    NewPushSubscription,
+    PushEndpoint,
+    PushSubscription,
+    PushTest,
     PaymentNotice,
     WebhookResult,
     NewCustomer,
@@ -216,6 +300,11 @@ def _operation(
     return operation
 
 
+def _no_content(operation: dict[str, Any]) -> dict[str, Any]:
+    operation["responses"]["204"] = {"description": "done, nothing to return"}
+    return operation
+
+
 def _path(name: str, description: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -239,6 +328,7 @@ def build_openapi() -> dict[str, Any]:
     )
     ref = _path("ref", "the order's id, its number, or `#number` percent-encoded")
     customer = _path("customer_id", "the customer's id")
+    notification = _path("notification_id", "the notification's id")
     paths: dict[str, dict[Method, dict[str, Any]]] = {
         "/api/v1/customers": {
             "post": _operation(
@@ -334,6 +424,76 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/v1/deliveries/stats": {
             "get": _operation("Delivery counts and send latency per channel", ok=(200, DeliveryStats))
+        },
+        "/api/v1/notifications": {
+            "get": _operation(
+                "The caller's notifications, newest first",
+                ok=(200, NotificationPage),
+                params=[
+                    _query("unread", {"type": "boolean"}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", {"type": "string"}),
+                ],
+            )
+        },
+        "/api/v1/notifications/unread-count": {
+            "get": _operation("How many of the caller's notifications are unread", ok=(200, UnreadCount))
+        },
+        "/api/v1/notifications/read-all": {
+            "post": _operation(
+                "Mark all the caller's notifications read (the unread count after)", ok=(200, UnreadCount)
+            )
+        },
+        "/api/v1/notifications/{notification_id}/read": {
+            "post": _operation("Mark one notification read", ok=(200, Notification), params=[notification])
+        },
+        "/api/v1/notifications/{notification_id}": {
+            "delete": _no_content(_operation("Delete one notification", ok=None, params=[notification]))
+        },
+        "/api/v1/alerts": {
+            "get": _operation(
+                "Alerts, newest first",
+                ok=(200, AlertPage),
+                params=[
+                    _query("resolved", {"type": "boolean"}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                    _query("cursor", {"type": "string"}),
+                ],
+            )
+        },
+        "/api/v1/alerts/{alert_id}/resolve": {
+            "post": _operation(
+                "Resolve an open alert (raising its key again opens a new one)",
+                ok=(200, Alert),
+                body=AlertResolution,
+                body_required=False,
+                params=[_path("alert_id", "the alert's id")],
+            )
+        },
+        "/api/v1/me/preferences": {
+            "get": _operation("The caller's channels per category (both on unless turned off)", ok=(200, Preferences)),
+            "put": _operation(
+                "Change the channels named; returns the whole document",
+                ok=(200, Preferences),
+                body=PreferencesUpdate,
+            ),
+        },
+        "/api/v1/push/vapid-public-key": {
+            "get": {**_operation("The VAPID public key to subscribe with", ok=(200, VapidPublicKey)), "security": []}
+        },
+        "/api/v1/push/subscriptions": {
+            "post": _operation(
+                "Store the browser's PushSubscription for the caller (the same endpoint again: 200, updated)",
+                ok=(201, PushSubscription),
+                extra_ok=(200, PushSubscription),
+                body=NewPushSubscription,
+            ),
+            "delete": _no_content(
+                _operation("Delete the caller's subscription with this endpoint", ok=None, body=PushEndpoint)
+            ),
+        },
+        "/api/v1/push/test": {
+            "post": _operation("Push a test notification to each of the caller's subscriptions", ok=(200, PushTest))
         },
         "/api/v1/telegram/webhook": {
             "post": {
