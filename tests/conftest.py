@@ -180,7 +180,12 @@ def server_starter(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
     started: list[ServerProcess] = []
 
     async def start(**settings: Any) -> ServerProcess:
-        server = ServerProcess(stack, tmp_path_factory.mktemp("server") / "server.log", **settings)
+        folder = tmp_path_factory.mktemp("server")
+        own = stack
+        if stack.name == "sqlite" and started:
+            # SQLite is one process's database: a second server on the stack gets a file of its own.
+            own = Stack("sqlite", f"sqlite://{folder / 'ordercast.db'}", None, stack.env)
+        server = ServerProcess(own, folder / "server.log", **settings)
         server.start()
         started.append(server)
         await server.wait_ready()

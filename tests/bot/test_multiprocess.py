@@ -101,12 +101,11 @@ async def test_two_processes_send_100_status_changes_exactly_once_in_order_per_c
         received = [status_of(message.text) for message in pair.fake.messages(chat)[1:]]
         mine = [order for order_chat, order in orders if order_chat == chat]
         assert Counter(received) == Counter((order["number"], status) for order in mine for status in STEPS)
-        # In order per chat: each order's messages in the order of its changes, and the chat's
-        # messages in the order their deliveries were queued.
+        # In order per chat: each order's messages in the order of its changes. Between two orders of
+        # one chat, changed at once by two processes, there is no order to keep: their transactions
+        # commit in either order (a sequence number taken at insert doesn't say which committed first).
         for order in mine:
             assert [status for number, status in received if number == order["number"]] == STEPS
-        queued = await _queued_order(envs[0], chat, mine)
-        assert received == queued
     after = [await sent_metric(client) for client in pair.clients]
     assert sum(after) - sum(before) == 100
     assert not pair.fake.conflicts
@@ -118,19 +117,6 @@ async def _all_sent(env: BotEnv, orders: list[dict[str, Any]]) -> bool:
         if len(rows) != len(STEPS) or any(row["status"] != "sent" or row["attempts"] != 1 for row in rows):
             return False
     return True
-
-
-async def _queued_order(env: BotEnv, chat: int, orders: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(number, status) of the chat's deliveries in queue order (the API lists newest first)."""
-    numbers = {order["id"]: order["number"] for order in orders}
-    events: dict[str, str] = {}
-    for order in orders:
-        for event in (await env.client.get(f"/api/v1/orders/{order['id']}/events")).json()["items"]:
-            if event["type"] == "order.status_changed":
-                events[event["id"]] = event["data"]["to"]
-    rows = (await env.client.get("/api/v1/deliveries", params={"channel": "telegram", "limit": 200})).json()["items"]
-    mine = [row for row in reversed(rows) if row["recipient"] == str(chat)]
-    return [(numbers[row["order_id"]], events[row["event_id"]]) for row in mine]
 
 
 async def test_exactly_one_process_polls_and_another_takes_over_when_it_dies(pair: Pair) -> None:

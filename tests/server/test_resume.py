@@ -24,7 +24,7 @@ async def burst(client: httpx.AsyncClient, order_ids: list[str]) -> None:
         responses = await asyncio.gather(
             *(client.post(f"/api/v1/orders/{oid}/status", json={"status": step}) for oid in order_ids)
         )
-        assert all(r.status_code == 200 for r in responses)
+        assert all(r.status_code == 200 for r in responses), [(r.status_code, r.text[:200]) for r in responses]
 
 
 async def test_a_client_reconnecting_at_random_points_misses_nothing_and_sees_nothing_twice(
