@@ -173,7 +173,9 @@ class Dispatcher:
             free = self._concurrency - len(self._sending)
             if free > 0:
                 try:
+                    import time as _t; _t0 = _t.perf_counter()
                     claimed = await self._queue.claim(list(self._channels), free)
+                    print(f"CLAIM {len(claimed)}/{free} {(_t.perf_counter()-_t0)*1000:.1f}ms", flush=True)
                 except Exception:
                     failures += 1
                     delay = backoff(failures, base=self._claim_interval, cap=max(30.0, self._claim_interval))
@@ -218,13 +220,15 @@ class Dispatcher:
             await self._record(self._fail(delivery, error.reason, error.code), delivery, "failed")
         except RecipientGone as error:
             logger.info("%s recipient %s is gone: %s", delivery.channel, delivery.recipient, error.reason)
-            await self._record(self._queue.skip_recipient(delivery, error.reason), delivery, "skipped")
+            # First remembered (so nothing more is planned for it), then what is queued is skipped:
+            # the other way round, a delivery planned in between would still be sent.
             try:
                 await channel.recipient_gone(delivery.recipient, error.reason)
             except Exception:
                 logger.exception(
                     "remembering that %s recipient %s is gone failed", delivery.channel, delivery.recipient
                 )
+            await self._record(self._queue.skip_recipient(delivery, error.reason), delivery, "skipped")
         except Exception as error:
             # A bug in a channel must not lose the message: retry it (capped by max_attempts).
             logger.exception("sending delivery %s raised", delivery.id)
@@ -234,7 +238,9 @@ class Dispatcher:
                 self._troubles.sent(delivery.channel)
             now = datetime.now(UTC)
             latency = max(0.0, (now - delivery.occurred_at).total_seconds())
+            import time as _t; _t0 = _t.perf_counter()
             await self._record(self._queue.sent(delivery, now), delivery, "sent", latency)
+            print(f"RECORD {(_t.perf_counter()-_t0)*1000:.1f}ms", flush=True)
 
     async def _retry(self, delivery: Claimed, reason: str, after: float | None) -> None:
         if after is None and self._troubles is not None:

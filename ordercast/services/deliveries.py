@@ -53,6 +53,10 @@ async def record_deliveries(
 
 
 # In every status change's transaction: plain SQL, as building the ORM query costs more than running it.
+# On PostgreSQL the chat's row is share-locked until the change commits: a sender marking the chat
+# gone (an UPDATE) waits for it, and then skips what it planned; without the lock a message planned
+# from the chat's old state could commit after that skip, and be sent to a chat that blocked the bot.
+# (SQLite runs one write transaction at a time: there the change already excludes the sender.)
 _CUSTOMER_CHAT = (
     "SELECT c.chat_id, c.stopped, c.inactive, u.locale FROM telegram_chats AS c"
     " JOIN customers AS u ON u.id = c.customer_id WHERE c.customer_id = {}"
@@ -60,8 +64,11 @@ _CUSTOMER_CHAT = (
 
 
 async def _customer_chat(conn: BaseDBAsyncClient, customer_id: str) -> planning.CustomerChat | None:
-    placeholder = "?" if conn.capabilities.dialect == "sqlite" else "$1"
-    _, rows = await conn.execute_query(_CUSTOMER_CHAT.format(placeholder), [customer_id])
+    if conn.capabilities.dialect == "sqlite":
+        sql = _CUSTOMER_CHAT.format("?")
+    else:
+        sql = _CUSTOMER_CHAT.format("$1") + " FOR SHARE OF c"
+    _, rows = await conn.execute_query(sql, [customer_id])
     if not rows:
         return None
     row = rows[0]
