@@ -117,14 +117,17 @@ async def test_a_blocked_chat_does_not_hold_up_the_others(bot: BotEnv) -> None:
 
 async def test_chat_not_found_marks_the_chat_inactive(bot: BotEnv) -> None:
     chat, customer = await bot.link()
-    bot.fake.fail_next(chat, CHAT_NOT_FOUND)
+    # Telegram answers "chat not found" to every message for a chat that is gone.
+    bot.fake.fail_next(chat, CHAT_NOT_FOUND, CHAT_NOT_FOUND)
     order = await new_order(bot.client, customer["id"])
     await bot.change(order, "paid")
     await bot.change(order, "accepted")
     first, second = await settled(bot, order, 2)
     assert (first["status"], first["last_error"], first["attempts"]) == ("skipped", "Chat not found", 1)
-    # Skipped with it if it was queued already, else planned as skipped: never attempted either way.
-    assert (second["status"], second["attempts"]) == ("skipped", 0)
+    # Skipped with it if it was queued already, planned as skipped if the chat was marked first; a
+    # change committing while the chat is being marked may still try once, and meet the same answer.
+    assert second["status"] == "skipped"
+    assert second["attempts"] in (0, 1)
     assert second["last_error"] in ("Chat not found", "inactive")
 
 

@@ -128,10 +128,15 @@ async def test_a_process_killed_mid_send_leaves_the_push_to_another(
             # The killed process's push went out, and the heir sent it again once its lease ran out;
             # the next push, queued behind it, went once.
             assert titles == [f"New order {number}", f"New order {number}", f"Payment received for {number}"]
-            rows = (await client.get("/api/v1/deliveries", params={"order_id": order["id"], "channel": "push"})).json()[
-                "items"
-            ]
-            assert [(row["status"], row["attempts"]) for row in reversed(rows)] == [("sent", 2), ("sent", 1)]
+
+            async def settled() -> list[tuple[str, int]] | None:
+                # The service has the push before the sender has recorded its answer: wait for that.
+                params = {"order_id": order["id"], "channel": "push"}
+                rows = (await client.get("/api/v1/deliveries", params=params)).json()["items"]
+                found = [(row["status"], row["attempts"]) for row in reversed(rows)]
+                return found if all(status == "sent" for status, _ in found) else None
+
+            assert await wait_for(settled, message="both pushes recorded") == [("sent", 2), ("sent", 1)]
             await unsubscribe(client, device)
     finally:
         await asyncio.to_thread(heir.stop)
