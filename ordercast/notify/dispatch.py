@@ -173,9 +173,7 @@ class Dispatcher:
             free = self._concurrency - len(self._sending)
             if free > 0:
                 try:
-                    import time as _t; _t0 = _t.perf_counter()
                     claimed = await self._queue.claim(list(self._channels), free)
-                    print(f"CLAIM {len(claimed)}/{free} {(_t.perf_counter()-_t0)*1000:.1f}ms", flush=True)
                 except Exception:
                     failures += 1
                     delay = backoff(failures, base=self._claim_interval, cap=max(30.0, self._claim_interval))
@@ -238,9 +236,7 @@ class Dispatcher:
                 self._troubles.sent(delivery.channel)
             now = datetime.now(UTC)
             latency = max(0.0, (now - delivery.occurred_at).total_seconds())
-            import time as _t; _t0 = _t.perf_counter()
             await self._record(self._queue.sent(delivery, now), delivery, "sent", latency)
-            print(f"RECORD {(_t.perf_counter()-_t0)*1000:.1f}ms", flush=True)
 
     async def _retry(self, delivery: Claimed, reason: str, after: float | None) -> None:
         if after is None and self._troubles is not None:
