@@ -8,6 +8,10 @@ from typing import Any, Final, Literal
 TELEGRAM: Final = "telegram"
 PUSH: Final = "push"
 CHANNELS: Final = (TELEGRAM, PUSH)
+# Deliveries to one recipient go out one at a time, in order: a chat reads its messages in order.
+# Pushes keep that order only per order: a newer push about an order must not be overtaken by an
+# older one (it replaces it, by Topic), but pushes about different orders may pass each other.
+QUEUED_PER_ORDER: Final = frozenset({PUSH})
 
 # Every status a customer hears about: all but the one an order is created in.
 CUSTOMER_STATUSES: Final = frozenset(
