@@ -17,21 +17,24 @@ from ordercast.notify.planning import QUEUED_PER_ORDER
 # Due rows that are the head of their recipient's queue (its oldest unfinished row for the same
 # channel and recipient, and order for the channels queued per order): oldest first, leased to the
 # caller. A `sending` row whose lease ran out was held by a process that died or hung: it is due
-# again. The heads come from the unfinished rows alone, grouped once (MATERIALIZED: a plan that
-# recomputed them per row, or a NOT EXISTS probe per due row, took seconds per claim under a burst of
-# pushes), so a claim costs what the backlog holds, whatever the history.
+# again. The heads come from the unfinished rows alone (found by the status index: no other
+# predicate, which a young table's statistics could make the planner prefer over it, and which would
+# read the history), grouped once (MATERIALIZED: a plan that recomputed them per row, or a NOT EXISTS
+# probe per due row, took seconds per claim under a burst of pushes): a claim costs what the backlog
+# holds, whatever the history.
 # On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets every process claim at once without waiting on, or
 # taking, each other's rows; a head another process is claiming is locked (skipped here) and still
 # unfinished (so it blocks its successors).
 _CLAIM = """
 WITH heads AS MATERIALIZED (
   SELECT MIN(h.seq) AS seq FROM deliveries AS h
-  WHERE h.status IN ('pending', 'sending', 'retrying') AND h.channel IN ({channels})
+  WHERE h.status IN ('pending', 'sending', 'retrying')
   GROUP BY h.channel, h.recipient, CASE WHEN h.channel IN ({per_order}) THEN h.order_id END
 ), claimable AS (
   SELECT c.seq FROM deliveries AS c JOIN heads ON heads.seq = c.seq
-  WHERE (c.status IN ('pending', 'retrying') AND c.next_attempt_at <= {now})
-     OR (c.status = 'sending' AND c.lease_until < {now})
+  WHERE c.channel IN ({channels})
+    AND ((c.status IN ('pending', 'retrying') AND c.next_attempt_at <= {now})
+         OR (c.status = 'sending' AND c.lease_until < {now}))
   ORDER BY c.seq
   LIMIT {limit}
   {lock}
@@ -83,10 +86,10 @@ class DeliveryQueue:
             return f"${len(params)}" if self._postgres else "?"
 
         # Placeholders are numbered in the order they appear in the text (SQLite's `?` are positional).
-        channel_marks = ", ".join(param(channel) for channel in channels)
         per_order = ", ".join(param(channel) for channel in sorted(QUEUED_PER_ORDER)) or "NULL"
+        channel_marks = ", ".join(param(channel) for channel in channels)
         now_mark = param(now)
-        sql = _CLAIM.replace("{channels}", channel_marks).replace("{per_order}", per_order)
+        sql = _CLAIM.replace("{per_order}", per_order).replace("{channels}", channel_marks)
         sql = sql.replace("{now}", now_mark, 1)
         sql = sql.replace("{now}", param(now), 1)
         sql = sql.replace("{limit}", param(limit))
