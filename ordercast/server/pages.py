@@ -1,4 +1,4 @@
-"""Browser pages: the login form, logout, and the dashboard."""
+"""Browser pages: the login form, logout, the dashboard, and its PWA service worker and manifest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -79,9 +79,20 @@ async def logout(request: Request) -> Response:
 
 async def dashboard(request: Request) -> Response:
     rt = runtime(request)
-    if rt.auth.session_user(request) is None:
+    user_id = rt.auth.session_user(request)
+    if user_id is None:
         return RedirectResponse("/login?next=/", status_code=303)
-    return templates.TemplateResponse(request, "dashboard.html", {})
+    # The stream carries every admin's notification events: the page shows those of its own admin.
+    return templates.TemplateResponse(request, "dashboard.html", {"user_id": user_id})
+
+
+async def service_worker(request: Request) -> Response:
+    """At the root, so its scope is the whole dashboard; never cached stale (browsers check it for updates)."""
+    return FileResponse(WEB / "static" / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+async def manifest(request: Request) -> Response:
+    return FileResponse(WEB / "static" / "manifest.webmanifest", media_type="application/manifest+json")
 
 
 routes = [
@@ -89,4 +100,6 @@ routes = [
     Route("/login", login_submit, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
     Route("/", dashboard, methods=["GET"]),
+    Route("/sw.js", service_worker, methods=["GET"]),
+    Route("/manifest.webmanifest", manifest, methods=["GET"]),
 ]
