@@ -84,7 +84,7 @@ def _check_keys(subscription: NewPushSubscription) -> None:
 
 
 async def subscribe(
-    user_id: str, subscription: NewPushSubscription, *, allow_insecure: bool
+    user_id: str, subscription: NewPushSubscription, *, allow_insecure: bool, again: bool = True
 ) -> tuple[PushSubscription, bool]:
     """Store the browser's subscription for the admin; (it, created). The same endpoint again updates
     it (and moves it to this admin: the browser belongs to whoever subscribed last)."""
@@ -114,7 +114,10 @@ async def subscribe(
     try:
         return await PushSubscription.create(endpoint=subscription.endpoint, **fields), True
     except IntegrityError:
-        return await subscribe(user_id, subscription, allow_insecure=allow_insecure)
+        if not again:
+            raise
+        # Subscribed at the same moment by another request: now it exists, and this one updates it.
+        return await subscribe(user_id, subscription, allow_insecure=allow_insecure, again=False)
 
 
 async def unsubscribe(user_id: str, endpoint: str) -> None:
