@@ -24,7 +24,7 @@ from tests.conftest import (
     server_starter,
     wait_for,
 )
-from tests.notify.fakepush import FakePushService, running, token_of
+from tests.notify.fakepush import SERVER_ERROR, FakePushService, running, token_of
 
 StartServer = Callable[..., Awaitable[ServerProcess]]
 
@@ -140,3 +140,33 @@ async def test_a_process_killed_mid_send_leaves_the_push_to_another(
             await unsubscribe(client, device)
     finally:
         await asyncio.to_thread(heir.stop)
+
+
+async def test_a_channel_that_keeps_failing_raises_an_alert_resolved_when_sends_go_through(
+    start_pg_server: StartServer, fake: FakePushService
+) -> None:
+    server = await start_pg_server(alert_after_failures=3)
+    try:
+        async with api(server) as client:
+            device = await subscribe(client, fake)
+            fake.fail_next(device, *[SERVER_ERROR] * 3)
+
+            async def alert(resolved: bool) -> dict[str, Any] | None:
+                params = {"resolved": str(resolved).lower()}
+                alerts = (await client.get("/api/v1/alerts", params=params)).json()["items"]
+                return next((item for item in alerts if item["key"] == "delivery:push:failing"), None)
+
+            customer = await new_customer(client)
+            order = await new_order(client, customer["id"])
+            raised = await wait_for(lambda: alert(resolved=False), message="the failing alert")
+            assert raised["severity"] == "warning"
+            assert "3 push sends in a row failed" in raised["message"]
+            # The fourth attempt goes through: the alert resolves itself.
+            resolved = await wait_for(lambda: alert(resolved=True), message="the alert resolved")
+            assert (resolved["id"], resolved["resolution_note"]) == (raised["id"], "sends go through again")
+            titles = [push.title for push in await fake.wait_pushes(device, 2)]
+            assert f"New order #{order['number']}" in titles
+            assert raised["title"] in titles  # the admins' devices hear of the alert itself
+            await unsubscribe(client, device)
+    finally:
+        await asyncio.to_thread(server.stop)
