@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,26 +19,37 @@ from ordercast.notify.planning import QUEUED_PER_ORDER
 # Due rows that are the head of their recipient's queue (its oldest unfinished row for the same
 # channel and recipient, and order for the channels queued per order): oldest first, leased to the
 # caller. A `sending` row whose lease ran out was held by a process that died or hung: it is due
-# again. The heads come from the unfinished rows alone (found by the status index: no other
-# predicate, which a young table's statistics could make the planner prefer over it, and which would
-# read the history), grouped once (MATERIALIZED: a plan that recomputed them per row, or a NOT EXISTS
-# probe per due row, took seconds per claim under a burst of pushes): a claim costs what the backlog
-# holds, whatever the history.
+# again. The heads are ranked from the unfinished rows alone (found by the status index: any other
+# predicate there, which a young table's statistics could make the planner prefer, would read the
+# history), once (MATERIALIZED), and the due ones picked from them with their LIMIT before the table
+# is touched again: joining every due row to every head was a nested loop that took seconds per
+# claim with ten thousand pushes queued, as was a NOT EXISTS probe per due row. A claim costs what
+# the backlog holds, whatever the history.
 # On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets every process claim at once without waiting on, or
 # taking, each other's rows; a head another process is claiming is locked (skipped here) and still
-# unfinished (so it blocks its successors).
+# unfinished (so it blocks its successors). The due conditions are checked again on the locked row:
+# another process may have claimed it since the heads were read.
 _CLAIM = """
 WITH heads AS MATERIALIZED (
-  SELECT MIN(h.seq) AS seq FROM deliveries AS h
+  SELECT h.seq, h.channel, h.status, h.next_attempt_at, h.lease_until,
+    ROW_NUMBER() OVER (
+      PARTITION BY h.channel, h.recipient, CASE WHEN h.channel IN ({per_order}) THEN h.order_id END
+      ORDER BY h.seq
+    ) AS place
+  FROM deliveries AS h
   WHERE h.status IN ('pending', 'sending', 'retrying')
-  GROUP BY h.channel, h.recipient, CASE WHEN h.channel IN ({per_order}) THEN h.order_id END
+), due AS MATERIALIZED (
+  SELECT seq FROM heads
+  WHERE place = 1 AND channel IN ({channels})
+    AND ((status IN ('pending', 'retrying') AND next_attempt_at <= {now})
+         OR (status = 'sending' AND lease_until < {now}))
+  ORDER BY seq
+  LIMIT {limit}
 ), claimable AS (
-  SELECT c.seq FROM deliveries AS c JOIN heads ON heads.seq = c.seq
-  WHERE c.channel IN ({channels})
+  SELECT c.seq FROM deliveries AS c
+  WHERE c.seq IN (SELECT seq FROM due)
     AND ((c.status IN ('pending', 'retrying') AND c.next_attempt_at <= {now})
          OR (c.status = 'sending' AND c.lease_until < {now}))
-  ORDER BY c.seq
-  LIMIT {limit}
   {lock}
 )
 UPDATE deliveries
@@ -44,6 +57,17 @@ SET status = 'sending', lease_until = {lease_until}, lease_token = {token}, atte
 WHERE seq IN (SELECT seq FROM claimable)
 RETURNING seq
 """
+
+
+_SENT = """
+UPDATE deliveries
+SET status = 'sent', lease_until = NULL, lease_token = NULL, sent_at = CASE seq {sent_at} END
+WHERE status = 'sending' AND lease_token = CASE seq {tokens} END AND seq IN ({seqs})
+RETURNING seq
+"""
+# How long a finished send waits for others to be recorded with it (the provider's answer is in hand:
+# `sent_at` is when it came).
+_SENT_GATHER = 0.005
 
 
 @dataclass(slots=True)
@@ -72,6 +96,8 @@ class DeliveryQueue:
     def __init__(self, *, postgres: bool, lease: float) -> None:
         self._postgres = postgres
         self._lease = timedelta(seconds=lease)
+        self._sent: list[tuple[Claimed, datetime, asyncio.Future[bool]]] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     async def claim(self, channels: Sequence[str], limit: int) -> list[Claimed]:
         """Lease up to `limit` due heads of their recipients' queues, oldest first."""
@@ -86,15 +112,21 @@ class DeliveryQueue:
             return f"${len(params)}" if self._postgres else "?"
 
         # Placeholders are numbered in the order they appear in the text (SQLite's `?` are positional).
-        per_order = ", ".join(param(channel) for channel in sorted(QUEUED_PER_ORDER)) or "NULL"
-        channel_marks = ", ".join(param(channel) for channel in channels)
-        now_mark = param(now)
-        sql = _CLAIM.replace("{per_order}", per_order).replace("{channels}", channel_marks)
-        sql = sql.replace("{now}", now_mark, 1)
-        sql = sql.replace("{now}", param(now), 1)
-        sql = sql.replace("{limit}", param(limit))
-        sql = sql.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED" if self._postgres else "")
-        sql = sql.replace("{lease_until}", param(now + self._lease)).replace("{token}", param(token))
+        values: dict[str, list[Any]] = {
+            "per_order": sorted(QUEUED_PER_ORDER),
+            "channels": list(channels),
+            "now": [now],
+            "limit": [limit],
+            "lease_until": [now + self._lease],
+            "token": [token],
+        }
+
+        def fill(match: re.Match[str]) -> str:
+            if match.group(1) == "lock":
+                return "FOR UPDATE OF c SKIP LOCKED" if self._postgres else ""
+            return ", ".join(param(value) for value in values[match.group(1)]) or "NULL"
+
+        sql = re.sub(r"\{(\w+)\}", fill, _CLAIM)
         _, rows = await connections.get("default").execute_query(sql, params)
         seqs = [int(row["seq"]) for row in rows]
         if not seqs:
@@ -126,7 +158,48 @@ class DeliveryQueue:
         return claimed
 
     async def sent(self, claimed: Claimed, at: datetime) -> bool:
-        return await self._settle(claimed, status=DeliveryStatus.SENT, sent_at=at)
+        """Record a send the provider accepted at `at`. The sends that finish together are recorded in
+        one statement: at a few hundred pushes a second, one UPDATE (and commit) each was most of the
+        database's work."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._sent.append((claimed, at, future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_sent(), name="ordercast.notify.queue.sent")
+        return await future
+
+    async def drain(self) -> None:
+        """Wait for the sends being recorded (shutting down)."""
+        if self._flushing is not None:
+            await asyncio.wait({self._flushing})
+
+    async def _flush_sent(self) -> None:
+        await asyncio.sleep(_SENT_GATHER)
+        batch, self._sent, self._flushing = self._sent, [], None
+        try:
+            recorded = await self._record_sent([(claimed.seq, claimed.token, at) for claimed, at, _ in batch])
+        except Exception as error:  # noqa: BLE001 — each waiting send logs it (its lease runs out: sent again)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for claimed, _, future in batch:
+            if not future.done():
+                future.set_result(claimed.seq in recorded)
+
+    async def _record_sent(self, rows: Sequence[tuple[int, str, datetime]]) -> set[int]:
+        params: list[Any] = []
+
+        def param(value: Any, cast: str = "") -> str:
+            params.append(value)
+            return f"${len(params)}{cast}" if self._postgres else "?"
+
+        # Each row only if this claim still holds it (its lease token): see `_settle`.
+        sent_at = " ".join(f"WHEN {param(seq)} THEN {param(at, '::timestamptz')}" for seq, _, at in rows)
+        tokens = " ".join(f"WHEN {param(seq)} THEN {param(token)}" for seq, token, _ in rows)
+        seqs = ", ".join(param(seq) for seq, _, _ in rows)
+        sql = _SENT.replace("{sent_at}", sent_at, 1).replace("{tokens}", tokens, 1).replace("{seqs}", seqs, 1)
+        answer = await connections.get("default").execute_query_dict(sql, params)
+        return {int(row["seq"]) for row in answer}
 
     async def retry(self, claimed: Claimed, error: str, delay: float) -> bool:
         due = datetime.now(UTC) + timedelta(seconds=delay)

@@ -138,6 +138,7 @@ class DeliveryAlerts:
         self._after_failures = after_failures
         self._streaks: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last: dict[str, asyncio.Task[None]] = {}
 
     async def failed(self, delivery: Claimed, reason: str, code: str) -> bool:
         async with in_transaction() as conn:
@@ -158,17 +159,14 @@ class DeliveryAlerts:
         streak = self._streaks[channel] = self._streaks.get(channel, 0) + 1
         if streak == self._after_failures:
             name = _NAMES.get(channel, channel)
-            self._spawn(
-                self._raise(
-                    key=f"delivery:{channel}:failing",
-                    title=f"{name} sends keep failing",
-                    message=f"{streak} {channel} sends in a row failed and are being retried. The last: {reason}",
-                )
-            )
+            key = f"delivery:{channel}:failing"
+            message = f"{streak} {channel} sends in a row failed and are being retried. The last: {reason}"
+            self._spawn(key, lambda: self._raise(key=key, title=f"{name} sends keep failing", message=message))
 
     def sent(self, channel: str) -> None:
         if self._streaks.pop(channel, 0) >= self._after_failures:
-            self._spawn(self._resolve(f"delivery:{channel}:failing"))
+            key = f"delivery:{channel}:failing"
+            self._spawn(key, lambda: self._resolve(key))
 
     async def _raise(self, *, key: str, title: str, message: str) -> None:
         async with in_transaction() as conn:
@@ -180,13 +178,23 @@ class DeliveryAlerts:
             events = await resolve_key(conn, key, note="sends go through again")
         self._publish(events)
 
-    def _spawn(self, work: Coroutine[None, None, None]) -> None:
-        task = asyncio.create_task(work, name="ordercast.notify.alert")
+    def _spawn(self, key: str, work: Callable[[], Coroutine[None, None, None]]) -> None:
+        # In order per key: a resolve that ran before its raise committed would find nothing to resolve.
+        previous = self._last.get(key)
+
+        async def in_turn() -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            await work()
+
+        task = asyncio.create_task(in_turn(), name="ordercast.notify.alert")
+        self._last[key] = task
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._last = {key: last for key, last in self._last.items() if last is not task}
         if not task.cancelled() and task.exception() is not None:
             logger.error("raising a delivery alert failed", exc_info=task.exception())
 
