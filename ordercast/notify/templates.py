@@ -340,7 +340,7 @@ def admin_notice(event_type: str, data: dict[str, Any], locale: str = ADMIN_LOCA
         to = str(data["to"])
         category, priority, urgency = _ADMIN_STATUS[to]
         number = t.number(order)
-        total = t.money(order["total"], order["currency"])
+        total = t.money(order["total"], order["currency"]) if to in ("paid", "payment_failed", "refunded") else ""
         if to == "paid":
             title = t.fill(N_("Payment received for {number}"), number=number)
             body = t.fill(

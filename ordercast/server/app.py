@@ -25,6 +25,7 @@ from ordercast.config import Settings
 from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
 from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
 from ordercast.models.db import tortoise_config, upgrade
+from ordercast.notify import planning
 from ordercast.notify.dispatch import Dispatcher
 from ordercast.notify.limits import Limiter, MemoryLimiter, RedisLimiter
 from ordercast.notify.push import CurrentKey, PushChannel
@@ -197,7 +198,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     )
                 )
             await stack.enter_async_context(dispatcher)
-            if dispatcher.channels:
+            if planning.TELEGRAM in dispatcher.channels:
+                # Woken by the Telegram messages other processes queue (pushes are claimed by the
+                # process that queues them, which every process can send).
                 await stack.enter_async_context(EventWakeups(hub, dispatcher.wake))
             state = Runtime(
                 settings=settings,

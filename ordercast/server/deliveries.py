@@ -73,13 +73,20 @@ routes = [
 
 
 def causes_deliveries(event_type: str, data: dict[str, object]) -> bool:
-    """Whether an event may have queued deliveries (so the senders should look)."""
+    """Whether an event may have queued deliveries (so the senders of the process that committed it look)."""
     return planning.wants_customer_chat(event_type, data) or planning.notifies_admins(event_type, data)
 
 
+def needs_other_senders(event_type: str, data: dict[str, object]) -> bool:
+    """Whether another process's senders should look too: a Telegram message may have been queued by a
+    process whose bot is off. Every process sends pushes, the committing one first of all."""
+    return planning.wants_customer_chat(event_type, data)
+
+
 class EventWakeups:
-    """Wakes the senders of this process for every event that may have queued deliveries, whichever
-    process committed it: the hub's `admin` channel carries every event."""
+    """Wakes the senders of this process for every event that may have queued deliveries only some
+    processes send (Telegram's), whichever process committed it: the hub's `admin` channel carries
+    every event."""
 
     def __init__(self, hub: Hub, wake: Callable[[], None]) -> None:
         self._hub = hub
@@ -111,7 +118,7 @@ class EventWakeups:
                     while not subscription.closed:
                         batch = await subscription.next_batch()
                         if any(
-                            message.event is not None and causes_deliveries(message.event.type, message.event.data)
+                            message.event is not None and needs_other_senders(message.event.type, message.event.data)
                             for message in batch
                         ):
                             self._wake()
