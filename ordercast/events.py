@@ -59,6 +59,8 @@ class Event:
     # Events recorded in the same transaction because of this one (the admins' `notification.created`):
     # publishing this event publishes them right after it.
     caused: tuple[Event, ...] = field(default=(), repr=False, compare=False)
+    # Whether its transaction queued deliveries: the committing process wakes its senders only then.
+    queued: bool = field(default=False, repr=False, compare=False)
 
     def with_caused(self) -> tuple[Event, ...]:
         """This event, then every event it caused."""

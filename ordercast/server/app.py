@@ -41,7 +41,7 @@ from ordercast.server import api, deliveries, notifications, ops, pages, webhook
 from ordercast.server import push as push_routes
 from ordercast.server import telegram as telegram_routes
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
-from ordercast.server.deliveries import DeliveryAlerts, EventWakeups, causes_deliveries
+from ordercast.server.deliveries import DeliveryAlerts, EventWakeups
 from ordercast.server.limits import BodyLimit
 from ordercast.server.metrics import Metrics, RequestMetrics
 from ordercast.server.notifications import NotificationExpiry
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
             def publish(events: Sequence[Event]) -> None:
                 publisher.publish_soon(events)
-                if any(causes_deliveries(event.type, event.data) for event in events):
+                if any(event.queued for event in events):
                     dispatcher.wake()
 
             vapid = CurrentKey(

@@ -72,11 +72,6 @@ routes = [
 ]
 
 
-def causes_deliveries(event_type: str, data: dict[str, object]) -> bool:
-    """Whether an event may have queued deliveries (so the senders of the process that committed it look)."""
-    return planning.wants_customer_chat(event_type, data) or planning.notifies_admins(event_type, data)
-
-
 def needs_other_senders(event_type: str, data: dict[str, object]) -> bool:
     """Whether another process's senders should look too: a Telegram message may have been queued by a
     process whose bot is off. Every process sends pushes, the committing one first of all."""

@@ -76,12 +76,12 @@ async def record_event(
     )
     notice = admin_notice(event.type, event.data) if notifies_admins(event.type, event.data) else None
     admins = await inbox.audience(conn, notice.category) if notice is not None else ()
-    await record_deliveries(conn, event, customer_id=customer_id, admins=admins)
-    if notice is None:
-        return event
-    told = [admin.user_id for admin in admins if admin.in_app]
-    caused = await inbox.notify(conn, notice, told, at=event.occurred_at, cause_id=event.id)
-    return replace(event, caused=tuple(caused))
+    queued = bool(await record_deliveries(conn, event, customer_id=customer_id, admins=admins))
+    caused: tuple[Event, ...] = ()
+    if notice is not None:
+        told = [admin.user_id for admin in admins if admin.in_app]
+        caused = tuple(await inbox.notify(conn, notice, told, at=event.occurred_at, cause_id=event.id))
+    return replace(event, caused=caused, queued=queued) if caused or queued else event
 
 
 async def events_of_order(order_id: str) -> list[Event]:
