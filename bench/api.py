@@ -372,10 +372,16 @@ def limit_of(row: dict[str, Any]) -> str:
     return "waiting (locks, I/O, DB)"
 
 
+def cpu_per_change(row: dict[str, Any]) -> float:
+    """Server CPU milliseconds per answered change: steadier than changes/s on a shared machine."""
+    return 1000 * row["server_cpu"] / row["rate"] if row["rate"] else 0.0
+
+
 def print_table(results: list[tuple[Stack, dict[str, Any]]], options: Options) -> None:
     header = (
         f"{'stack':<9} {'phase':<14} {'changes/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>6} "
-        f"{'server CPU':>10} {'(sys)':>5} {'its core':>8} {'loadgen CPU':>11} {'other CPU':>9}  {'target':<20} limit"
+        f"{'server CPU':>10} {'(sys)':>5} {'ms/change':>9} {'its core':>8} {'loadgen CPU':>11} {'other CPU':>9}  "
+        f"{'target':<20} limit"
     )
     print()
     print(header)
@@ -388,13 +394,14 @@ def print_table(results: list[tuple[Stack, dict[str, Any]]], options: Options) -
             print(
                 f"{stack:<9} {label:<14} {row['rate']:>9.0f} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} "
                 f"{row['max_ms']:>7.1f} {row['errors']:>6} {row['server_cpu']:>10.0%} {row['server_sys_cpu']:>5.0%} "
+                f"{cpu_per_change(row):>9.2f} "
                 f"{row['server_core_busy']:>8.0%} {row['loadgen_cpu']:>11.0%} "
                 f"{row['other_cpu']:>9.0%}  {target_text:<20} {limit_of(row)}"
             )
     print(
-        "CPU: share of one core over the phase (100% = a core fully busy); (sys): the server's kernel time. "
-        "its core: how busy\nthe server's core was, by anything. other: every process but the server and the "
-        "load generator (PostgreSQL, Redis, anything else running)."
+        "CPU: share of one core over the phase (100% = a core fully busy); (sys): the server's kernel time; "
+        "ms/change: server CPU\nper answered change; its core: how busy the server's core was, by anything; "
+        "other: every process but the server and\nthe load generator (PostgreSQL, Redis, anything else running)."
     )
     for stack, result in results:
         for row in result["phases"]:
