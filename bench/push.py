@@ -353,7 +353,9 @@ async def bench(options: Options) -> list[Phase]:
 
             phases = [Phase("steady", options.rate, options.events)]
             phases += [Phase("ramp", rate, int(rate * options.step_duration)) for rate in options.ramp]
+            done: list[Phase] = []
             for phase in phases:
+                done.append(phase)
                 print(f"  {phase.name}: {phase.events} events at {phase.rate:g}/s", file=sys.stderr)
                 sent = await run_phase(api, fake, walks, phase, server_pid)
                 await collect(api, fake, phase, sent, time.monotonic() + DRAIN_TIMEOUT)
@@ -366,7 +368,7 @@ async def bench(options: Options) -> list[Phase]:
                     break
             stats = await api.ok("GET", "/api/v1/deliveries/stats")
             print(f"  server's own figures: {json.dumps(stats['push'])}", file=sys.stderr)
-            return phases
+            return done
 
 
 def report(phases: list[Phase], options: Options) -> None:
