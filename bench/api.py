@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +89,9 @@ class Server:
     port: int
     api_key: str
     log_path: Path
+    # Customers already created (and set up, e.g. linked to Telegram chats) for the load generator;
+    # empty: it creates its own.
+    customer_ids: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -296,6 +299,7 @@ async def run_loadgen(server: Server, options: Options) -> dict[str, Any]:
         "concurrency": options.concurrency,
         "rate": options.rate,
         "customers": options.customers,
+        "customer_ids": server.customer_ids,
         "max_orders": options.max_orders,
         "warmup": options.warmup,
     }

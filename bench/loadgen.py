@@ -47,6 +47,7 @@ class Spec:
     customers: int
     max_orders: int
     warmup: float
+    customer_ids: list[str] = field(default_factory=list)  # given: use these instead of creating customers
 
     @classmethod
     def from_json(cls, text: str) -> Spec:
@@ -413,8 +414,12 @@ async def run(spec: Spec, api_key: str) -> dict[str, Any]:
     client = Client(spec.port, api_key)
     run_id = os.urandom(4).hex()
     try:
-        customers = await create_customers(client, spec.customers, run_id)
-        log(f"created {len(customers)} customers")
+        if spec.customer_ids:
+            customers = spec.customer_ids
+            log(f"using the {len(customers)} customers given")
+        else:
+            customers = await create_customers(client, spec.customers, run_id)
+            log(f"created {len(customers)} customers")
 
         # Warm-up: a short closed loop (ending early if its orders run out), which also estimates
         # how many orders the measured one needs.

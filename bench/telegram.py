@@ -18,6 +18,11 @@ rate-limit settings. Then:
 A measurement, not a test: exits 0 whatever the figures, non-zero only when the bench itself fails.
 
     .venv/bin/python bench/telegram.py [--stack postgres|sqlite] [--processes 2] [--chats 200]
+    .venv/bin/python bench/telegram.py --api-bench [bench/api.py's options]   # api.py, customers linked
+
+`--api-bench` runs bench/api.py with every customer of its load generator linked to a chat on the fake
+Bot API (limits on) and the bot polling it: each status change then also writes a Telegram delivery
+in its transaction, and the server sends them (at most 30/s, so most wait in the queue).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -379,7 +385,53 @@ async def change(
     commits.append(parse_time(response.json()["updated_at"]).timestamp())
 
 
+def api_bench(argv: list[str]) -> int:
+    """bench/api.py with the load generator's customers linked to Telegram chats (see the docstring)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import api
+
+    plain_env, plain_server = api.server_env, api.running_server
+    fakes: list[FakeBotAPI] = []  # one per server: the newest is the one being benched
+
+    def env_with_bot(*args: Any, **kwargs: Any) -> dict[str, str]:
+        env: dict[str, str] = plain_env(*args, **kwargs)
+        env.update(
+            ORDERCAST_TELEGRAM_TOKEN=TOKEN, ORDERCAST_TELEGRAM_MODE="polling", ORDERCAST_TELEGRAM_API_URL=fakes[-1].url
+        )
+        return env
+
+    @contextlib.asynccontextmanager
+    async def with_linked_customers(stack: Any, options: Any, workdir: Path) -> AsyncIterator[Any]:
+        fake = FakeBotAPI(enforce_limits=True, global_rate=GLOBAL_RATE, chat_rate=CHAT_RATE, tolerance=0.05)
+        fakes.append(fake)
+        async with running(fake), plain_server(stack, options, workdir) as server:
+            await until(lambda: fake.called("getUpdates"), 30, "the bot to poll")
+            url = f"http://{api.HOST}:{server.port}"
+            ids: list[str] = []
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {server.api_key}"}) as client:
+                for index in range(options.customers):
+                    chat = 10**9 + index
+                    body = {"external_id": f"bench-{secrets.token_hex(4)}", "name": f"Customer {index}"}
+                    customer = (await client.post("/api/v1/customers", json=body)).json()
+                    token = (await client.post(f"/api/v1/customers/{customer['id']}/telegram-link")).json()["token"]
+                    await fake.say(chat, f"/start {token}")
+                    ids.append(customer["id"])
+            chats = range(10**9, 10**9 + options.customers)
+            await until(lambda: all(fake.messages(chat) for chat in chats), 60, "every chat's greeting")
+            print(f"  {len(ids)} customers linked to chats on the fake Bot API", file=sys.stderr)
+            yield dataclasses.replace(server, customer_ids=ids)
+            sent = sum(len(fake.messages(chat)) - 1 for chat in chats)
+            print(f"  the fake Bot API received {sent} status messages", file=sys.stderr)
+
+    api.server_env = env_with_bot
+    api.running_server = with_linked_customers
+    result: int = api.main(argv)
+    return result
+
+
 def main() -> int:
+    if len(sys.argv) >= 2 and sys.argv[1] == "--api-bench":
+        return api_bench(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
