@@ -27,7 +27,7 @@ class Outbox(Protocol):
         """Unpublished events with `event`'s ordering key that happened before it, oldest first."""
         ...
 
-    async def mark_published(self, ids: Sequence[str]) -> None: ...
+    async def mark_published(self, events: Sequence[Event]) -> None: ...
 
 
 class Publisher:
@@ -57,6 +57,7 @@ class Publisher:
         Raises when the broker or the outbox fails; placing again is harmless.
         """
         placed: dict[str, dict[str, Position]] = {}
+        published: list[Event] = []
         for event in [each for given in events for each in given.with_caused()]:
             if event.id in placed:
                 continue
@@ -64,9 +65,11 @@ class Publisher:
                 for earlier in await self.outbox.earlier_unpublished(event):
                     if earlier.id not in placed:
                         placed[earlier.id] = await self.broker.publish(earlier)
+                        published.append(earlier)
             placed[event.id] = await self.broker.publish(event)
-        if placed:
-            await self.outbox.mark_published(list(placed))
+            published.append(event)
+        if published:
+            await self.outbox.mark_published(published)
         return placed
 
     async def publish(self, events: Sequence[Event]) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from ordercast.events import Event, channels_for
@@ -17,7 +19,7 @@ from ordercast.notify.planning import notifies_admins
 from ordercast.notify.templates import admin_notice
 from ordercast.services import inbox
 from ordercast.services.deliveries import record_deliveries
-from ordercast.services.sql import insert
+from ordercast.services.sql import Statement, insert
 
 Publish = Callable[[Sequence[Event]], None]
 
@@ -90,7 +92,17 @@ async def events_of_order(order_id: str) -> list[Event]:
 
 
 class DatabaseOutbox:
-    """The events table as the publisher's outbox."""
+    """The events table as the publisher's outbox.
+
+    It remembers, per order, the newest version it marked published (for the most recent
+    `remembered_orders` orders): all of that order's events up to that version are published then
+    (placing an event places the earlier ones first, and versions only grow under the order's row
+    lock), so publishing the next version needs no query for earlier unpublished ones.
+    """
+
+    def __init__(self, remembered_orders: int = 10_000) -> None:
+        self._published_up_to: OrderedDict[str, int] = OrderedDict()
+        self._remembered_orders = remembered_orders
 
     async def unpublished(self, limit: int, older_than: float) -> list[Event]:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
@@ -102,16 +114,37 @@ class DatabaseOutbox:
         return [_as_event(r) for r in records]
 
     async def earlier_unpublished(self, event: Event) -> list[Event]:
-        if event.ordering_key is None:
+        version = _order_version(event)
+        if event.ordering_key is None or version is None:
             return []
-        version = event.data.get("order", {}).get("version")
-        if not isinstance(version, int):
+        if self._published_up_to.get(event.ordering_key, 0) >= version - 1:
             return []
         records = await EventRecord.filter(
             order_id=event.ordering_key, published=False, order_version__lt=version
         ).order_by("order_version")
         return [_as_event(r) for r in records]
 
-    async def mark_published(self, ids: Sequence[str]) -> None:
-        if ids:
-            await EventRecord.filter(id__in=list(ids)).update(published=True)
+    async def mark_published(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        statement = Statement(connections.get("default"))
+        ids = statement.each(event.id for event in events)
+        await statement.run(f"UPDATE events SET published = TRUE WHERE id IN ({ids})")  # noqa: S608
+        for event in events:
+            version = _order_version(event)
+            if event.ordering_key is not None and version is not None:
+                self._remember(event.ordering_key, version)
+
+    def _remember(self, order_id: str, version: int) -> None:
+        known = self._published_up_to.pop(order_id, 0)
+        self._published_up_to[order_id] = max(known, version)
+        if len(self._published_up_to) > self._remembered_orders:
+            self._published_up_to.popitem(last=False)
+
+
+def _order_version(event: Event) -> int | None:
+    """The order version an `order.*` event carries (the rows of other events have none)."""
+    if not event.type.startswith("order."):
+        return None
+    version = event.data.get("order", {}).get("version")
+    return version if isinstance(version, int) else None

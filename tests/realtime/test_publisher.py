@@ -44,8 +44,8 @@ class Outbox:
                 earlier.append(row)
         return earlier
 
-    async def mark_published(self, ids: Sequence[str]) -> None:
-        self.published.update(ids)
+    async def mark_published(self, events: Sequence[Event]) -> None:
+        self.published.update(event.id for event in events)
 
 
 async def history(broker: Broker) -> list[str]:

@@ -80,3 +80,41 @@ async def test_killed_between_commit_and_publish_the_event_still_arrives_exactly
         await client.post(f"/api/v1/orders/{order['id']}/status", json={"status": "accepted"})
         await wait_for(lambda: len(mine()) == 2, message="the next change")
         assert [m.data["data"]["to"] for m in mine()] == ["paid", "accepted"]
+
+
+async def test_a_change_published_elsewhere_first_publishes_the_earlier_one_a_killed_process_left(
+    start_pg_server: Callable[..., Any],
+) -> None:
+    # Neither sweeper would touch the orphaned event for minutes: only the next change can publish it.
+    survivor: ServerProcess = await start_pg_server(sweep_grace=600)
+    doomed: ServerProcess = await start_pg_server(publish_delay=30, sweep_grace=600)
+    async with (
+        httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=10) as client,
+        httpx.AsyncClient(base_url=doomed.base_url, headers=AUTH, timeout=60) as doomed_client,
+        sse(client) as stream,
+    ):
+        customer = await new_customer(client)
+        order = await new_order(client, customer["id"])
+        change = asyncio.create_task(
+            doomed_client.post(f"/api/v1/orders/{order['id']}/status", json={"status": "paid"})
+        )
+
+        async def committed() -> bool:
+            events = (await client.get(f"/api/v1/orders/{order['id']}/events")).json()["items"]
+            return len(events) == 2
+
+        await wait_for(committed, message="the change to be committed by the doomed process")
+        assert doomed.process is not None
+        doomed.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(doomed.process.wait, 10)
+        with contextlib.suppress(httpx.HTTPError):
+            await change
+        for status in ("accepted", "packing"):
+            response = await client.post(f"/api/v1/orders/{order['id']}/status", json={"status": status})
+            assert response.status_code == 200, response.text
+        mine = lambda: [  # noqa: E731
+            m for m in stream.of_type("order.status_changed") if m.data["data"]["order"]["id"] == order["id"]
+        ]
+        await wait_for(lambda: len(mine()) == 3, message="all three changes on the stream")
+        assert [m.data["data"]["to"] for m in mine()] == ["paid", "accepted", "packing"]
+        assert [m.data["data"]["order"]["version"] for m in mine()] == [2, 3, 4]
