@@ -82,8 +82,8 @@ def notifies_admins(event_type: str, data: dict[str, Any]) -> bool:
 
 def plan(event_type: str, data: dict[str, Any], audience: Audience) -> list[Planned]:
     """The deliveries an event causes: a Telegram message per status change to a linked chat, and a push
-    to each subscription of each admin whose preferences allow it (the caller passes admins only for
-    events they hear of)."""
+    to each subscription of each admin (skipped where their preferences turn push off; the caller passes
+    admins only for events they hear of)."""
     planned: list[Planned] = []
     chat = audience.customer_chat
     if chat is not None and wants_customer_chat(event_type, data):
@@ -98,6 +98,12 @@ def plan(event_type: str, data: dict[str, Any], audience: Audience) -> list[Plan
             )
         )
     for admin in audience.admins:
-        if admin.push:
-            planned.extend(Planned(channel=PUSH, recipient=sub, locale="en") for sub in admin.subscriptions)
+        # Preferences that turn push off still leave a row per device, `skipped`, so the deliveries
+        # list says why a device heard nothing.
+        status: Literal["pending", "skipped"] = "pending" if admin.push else "skipped"
+        reason = None if admin.push else "preferences"
+        planned.extend(
+            Planned(channel=PUSH, recipient=sub, locale="en", status=status, reason=reason)
+            for sub in admin.subscriptions
+        )
     return planned

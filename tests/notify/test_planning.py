@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ordercast.notify.planning import CUSTOMER_STATUSES, Audience, CustomerChat, Planned, plan
+from ordercast.notify.planning import CUSTOMER_STATUSES, AdminRecipient, Audience, CustomerChat, Planned, plan
 
 
 def status_changed(to: str) -> dict[str, Any]:
@@ -42,3 +42,17 @@ def test_other_events_plan_no_telegram_message(event_type: str) -> None:
 def test_a_stopped_or_inactive_chat_gets_a_skipped_row(chat: CustomerChat, reason: str) -> None:
     [row] = plan("order.status_changed", status_changed("dispatched"), Audience(customer_chat=chat))
     assert (row.status, row.reason) == ("skipped", reason)
+
+
+def test_each_admin_device_gets_a_push_row_skipped_where_preferences_turn_push_off() -> None:
+    admins = (
+        AdminRecipient(user_id="usr_on", in_app=True, push=True, subscriptions=("sub_a", "sub_b")),
+        AdminRecipient(user_id="usr_off", in_app=True, push=False, subscriptions=("sub_c",)),
+        AdminRecipient(user_id="usr_none", in_app=True, push=True),
+    )
+    rows = plan("order.status_changed", status_changed("paid"), Audience(admins=admins))
+    assert [(row.channel, row.recipient, row.status, row.reason) for row in rows] == [
+        ("push", "sub_a", "pending", None),
+        ("push", "sub_b", "pending", None),
+        ("push", "sub_c", "skipped", "preferences"),
+    ]
