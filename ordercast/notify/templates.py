@@ -330,7 +330,8 @@ def admin_notice(event_type: str, data: dict[str, Any], locale: str = ADMIN_LOCA
             priority="normal",
             title=t.fill(N_("New order {number}"), number=t.number(order)),
             body=t.fill(
-                N_("{total} from {items}"),
+                N_("Order {number}: {total} from {items}"),
+                number=t.number(order),
                 total=t.money(order["total"], order["currency"]),
                 items=_items_summary(order.get("items") or [], t),
             ),
@@ -373,6 +374,7 @@ def admin_notice(event_type: str, data: dict[str, Any], locale: str = ADMIN_LOCA
             body=review.get("comment") or t.gettext(N_("The customer left no comment.")),
             url=f"/?order={review['order_id']}",
             tag=f"review-{review['id']}",
+            topic=review["order_id"],  # the order's Topic: every push about an order shares it
             order_id=review["order_id"],
         )
     alert = data.get("alert")
