@@ -254,7 +254,7 @@ class Dispatcher:
             await self._record(self._fail(delivery, reason, "gave_up"), delivery, "failed")
             return
         delay = after if after is not None else backoff(delivery.attempts, base=self._retry_base, cap=self._retry_cap)
-        await self._record(self._queue.retry(delivery, reason, delay), delivery, "retrying")
+        await self._record(self._queue.retry(delivery, reason, delay, counted=after is None), delivery, "retrying")
         self._retry_at(delay)
 
     def _fail(self, delivery: Claimed, reason: str, code: str) -> Awaitable[bool]:

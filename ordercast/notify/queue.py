@@ -201,9 +201,14 @@ class DeliveryQueue:
         answer = await connections.get("default").execute_query_dict(sql, params)
         return {int(row["seq"]) for row in answer}
 
-    async def retry(self, claimed: Claimed, error: str, delay: float) -> bool:
+    async def retry(self, claimed: Claimed, error: str, delay: float, *, counted: bool = True) -> bool:
+        """Due again after `delay`; not `counted`: a wait the provider asked for (a 429), which gives
+        back the attempt its claim counted, so waiting never uses up a delivery's attempts."""
         due = datetime.now(UTC) + timedelta(seconds=delay)
-        return await self._settle(claimed, status=DeliveryStatus.RETRYING, last_error=error, next_attempt_at=due)
+        attempts = claimed.attempts if counted else max(claimed.attempts - 1, 0)
+        return await self._settle(
+            claimed, status=DeliveryStatus.RETRYING, last_error=error, next_attempt_at=due, attempts=attempts
+        )
 
     async def fail(self, claimed: Claimed, error: str, *, using: Any = None) -> bool:
         """Failed for good; `using`: in the caller's transaction (with the alert it raises)."""
