@@ -111,7 +111,8 @@ DELETE FROM notifications WHERE id IN (
 async def expire(older_than: datetime, *, publish: Publish, batch: int = 500) -> int:
     """Delete notifications created before `older_than`, a batch per transaction; returns how many.
 
-    Each unread one gets its `notification.deleted` event (the admin's unread count drops).
+    Each gets its `notification.deleted` event, so open dashboards drop it too (and the admin's unread
+    count drops with an unread one).
     """
     total = 0
     while True:
@@ -120,10 +121,10 @@ async def expire(older_than: datetime, *, publish: Publish, batch: int = 500) ->
             sql = _EXPIRE.replace("{cutoff}", statement(older_than)).replace("{limit}", statement(batch))
             # Several processes expire at once: each takes rows the others haven't locked.
             rows = await statement.run(sql.replace("{lock}", "FOR UPDATE SKIP LOCKED" if statement.postgres else ""))
-            unread = [row for row in rows if row["read_at"] is None]
+            unread = Counter(row["user_id"] for row in rows if row["read_at"] is None)
             counts: dict[str, int] = {}
-            for user_id, gone in sorted(Counter(row["user_id"] for row in unread).items()):
-                counts.update(await inbox.add_unread(conn, [user_id], -gone))
+            for user_id in sorted({row["user_id"] for row in rows}):
+                counts.update(await inbox.add_unread(conn, [user_id], -unread[user_id]))
             now = datetime.now(UTC)
             events = [
                 Event(
@@ -132,7 +133,7 @@ async def expire(older_than: datetime, *, publish: Publish, batch: int = 500) ->
                     occurred_at=now,
                     data={"user_id": row["user_id"], "id": row["id"], "unread_count": counts[row["user_id"]]},
                 )
-                for row in unread
+                for row in rows
             ]
             await inbox.write_events(conn, events)
         publish(events)

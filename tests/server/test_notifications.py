@@ -205,19 +205,34 @@ async def test_alert_routes_refuse_bad_input(client: httpx.AsyncClient) -> None:
 async def test_notifications_past_their_retention_are_deleted(
     start_server: Callable[..., Awaitable[ServerProcess]],
 ) -> None:
-    expiring = await start_server(notification_retention=1, notification_cleanup_interval=0.2)
+    expiring = await start_server(notification_retention=3, notification_cleanup_interval=0.2)
     try:
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        async with httpx.AsyncClient(base_url=expiring.base_url, headers=headers, timeout=10) as client:
+        async with (
+            httpx.AsyncClient(base_url=expiring.base_url, headers=headers, timeout=10) as client,
+            sse(client) as stream,
+        ):
             customer = await new_customer(client)
             order = await new_order(client, customer["id"])
-            assert await notifications_of(client, order)
+            [note] = await notifications_of(client, order)
             assert await unread(client) >= 1
+            # One is read before it expires: open dashboards must drop it as well.
+            read_one = await new_order(client, customer["id"])
+            [read_note] = await notifications_of(client, read_one)
+            assert (await client.post(f"/api/v1/notifications/{read_note['id']}/read")).status_code == 200
 
             async def expired() -> bool:
-                return not await notifications_of(client, order) and await unread(client) == 0
+                gone = not await notifications_of(client, order) and not await notifications_of(client, read_one)
+                return gone and await unread(client) == 0
 
-            await wait_for(expired, message="the notification to expire")
+            await wait_for(expired, message="the notifications to expire")
+            for expired_note in (note, read_note):
+                await wait_for(
+                    lambda n=expired_note: events_about(stream, "notification.deleted", id=n["id"]),
+                    message="a notification.deleted event for each expired notification",
+                )
+            [deleted] = events_about(stream, "notification.deleted", id=read_note["id"])
+            assert deleted["unread_count"] == 0
     finally:
         await asyncio.to_thread(expiring.stop)
 
