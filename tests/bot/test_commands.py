@@ -4,6 +4,7 @@ talking HTTP to the fake Bot API, users typing and pressing buttons there."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from ordercast.events import parse_time
 from tests.bot.conftest import BotEnv, bot_env, buttons_data, new_chat_id
+from tests.bot.fakebot import flood
 from tests.conftest import new_customer, new_order
 
 LINK_TTL = 3  # seconds: short, so the expiry test doesn't wait long
@@ -271,3 +273,13 @@ async def test_unknown_commands_and_stray_text_point_to_help(bot: BotEnv) -> Non
     help_text = (await bot.fake.reply_to(chat, "/help")).text
     for command in ("/orders", "/order", "/review", "/stop", "/start", "/help"):
         assert command in help_text
+
+
+async def test_a_reply_refused_with_429_is_sent_after_retry_after(bot: BotEnv) -> None:
+    chat, _ = await bot.link()
+    bot.fake.fail_next(chat, flood(1))
+    asked = time.monotonic()
+    reply = await bot.fake.reply_to(chat, "/help")
+    assert "/orders" in reply.text
+    assert reply.at - asked >= 0.95  # waited out Telegram's retry_after, not sent at once
+    assert not bot.fake.failures[chat]
