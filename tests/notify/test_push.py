@@ -212,6 +212,23 @@ async def test_a_429_holds_back_every_push_to_that_service_until_retry_after(
     assert rows[0]["last_error"].startswith("429")
 
 
+async def test_urgency_is_high_for_payment_failures_and_normal_for_the_order_going_on(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    phone = await subscribe()
+    customer = await new_customer(client)
+    failed = await new_order(client, customer["id"])
+    await change(client, failed, "payment_failed")
+    [_, failure] = await pushes_about(fake, phone, failed, 2)
+    assert failure.title == f"Payment failed for #{failed['number']}"
+    assert failure.urgency == "high"
+    going_on = await new_order(client, customer["id"])
+    for status in ("paid", "accepted"):
+        await change(client, going_on, status)
+    [_, _, accepted] = await pushes_about(fake, phone, going_on, 3)
+    assert accepted.urgency == "normal"
+
+
 async def test_5xx_is_retried_with_backoff(
     client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
 ) -> None:

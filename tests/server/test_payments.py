@@ -21,7 +21,9 @@ from tests.conftest import (
     ServerProcess,
     new_customer,
     new_order,
+    wait_for,
 )
+from tests.streams import sse
 
 URL = "/api/v1/webhooks/payments"
 
@@ -209,15 +211,34 @@ async def test_an_amount_mismatch_is_409_with_one_alert_and_no_transition(
 ) -> None:
     customer = await new_customer(client)
     order = await new_order(client, customer["id"])
-    for currency, amount in (("EUR", "0.01"), ("USD", order["total"])):
-        response = await deliver(anonymous, notice(order, amount=amount, currency=currency))
-        assert response.status_code == 409
-        assert response.json()["error"]["details"]["reason"] == "amount"
-    assert (await client.get(f"/api/v1/orders/{order['id']}")).json()["status"] == "pending_payment"
-    alerts = (await client.get("/api/v1/alerts", params={"resolved": "false"})).json()["items"]
-    mine = [a for a in alerts if a["key"] == f"payment:amount:{order['number']}"]
-    assert len(mine) == 1
-    assert mine[0]["occurrences"] == 2
+    key = f"payment:amount:{order['number']}"
+    async with sse(client) as stream:
+        for currency, amount in (("EUR", "0.01"), ("USD", order["total"])):
+            response = await deliver(anonymous, notice(order, amount=amount, currency=currency))
+            assert response.status_code == 409
+            assert response.json()["error"]["details"]["reason"] == "amount"
+        assert (await client.get(f"/api/v1/orders/{order['id']}")).json()["status"] == "pending_payment"
+        alerts = (await client.get("/api/v1/alerts", params={"resolved": "false"})).json()["items"]
+        mine = [a for a in alerts if a["key"] == key]
+        assert len(mine) == 1
+        assert mine[0]["occurrences"] == 2
+        # Every raise and the resolution reach open dashboards as events.
+        resolved = await client.post(f"/api/v1/alerts/{mine[0]['id']}/resolve", json={"note": "refunded by hand"})
+        assert resolved.status_code == 200, resolved.text
+
+        def alert_events() -> list[tuple[str, int, str | None]]:
+            return [
+                (m.data["type"], m.data["data"]["alert"]["occurrences"], m.data["data"]["alert"]["resolution_note"])
+                for m in stream.of_type("alert.")
+                if m.data["data"]["alert"]["key"] == key
+            ]
+
+        await wait_for(lambda: len(alert_events()) == 3, message="two alert.raised and one alert.resolved")
+        assert alert_events() == [
+            ("alert.raised", 1, None),
+            ("alert.raised", 2, None),
+            ("alert.resolved", 2, "refunded by hand"),
+        ]
 
 
 async def test_a_payment_for_a_cancelled_order_is_409_and_asks_for_a_refund(
