@@ -1,6 +1,6 @@
-"""Senders in other processes: woken by an event another process committed, and taking over the
-leased deliveries of a process killed with -9 (only the message in flight at the kill may be sent
-twice).
+"""Senders in other processes: woken by an event another process committed, and, running all along,
+taking over the leased deliveries of a process killed with -9 (only the message in flight at the kill
+may be sent twice).
 
 Its own module: the servers of test_multiprocess (same database) are stopped by then, so none of
 them claims these deliveries for another fake Bot API. Webhook mode, so no polling lock is involved.
@@ -14,30 +14,73 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.bot.conftest import BotEnv, bot_ready, bot_settings
 from tests.bot.fakebot import FakeBotAPI, running
 from tests.bot.test_multiprocess import AUTH, STEPS, status_of, stop
-from tests.conftest import ServerProcess, new_order, wait_for
+from tests.conftest import ServerProcess, Stack, new_order, wait_for
 
 
-async def test_a_killed_senders_leased_deliveries_are_sent_by_another_process(
-    start_pg_server: Callable[..., Any],
+async def test_a_running_sender_takes_over_the_leases_of_a_process_killed_with_9(
+    start_pg_server: Callable[..., Any], postgres_stack: Stack
 ) -> None:
+    held_chats, waiting_chats = 2, 2
     async with running(FakeBotAPI()) as fake:
-        # Webhook mode: the pair above still holds the polling lock. One message per 2 s per chat:
-        # after each send the next one is claimed and waits for its slot, leased.
+        # Both in webhook mode (the pair above still holds the polling lock), on one PostgreSQL and
+        # Redis. The doomed one sends one message per 2 s per chat: after each send the chat's next
+        # one is claimed and waits for its slot, leased. Its leases run out 3 s after a claim.
         doomed: ServerProcess = await start_pg_server(
-            **bot_settings(fake, "webhook", telegram_rate_chat=0.5, delivery_lease=2, delivery_claim_interval=0.2)
+            **bot_settings(
+                fake,
+                "webhook",
+                telegram_rate_chat=0.5,
+                delivery_lease=3,
+                delivery_concurrency=held_chats + waiting_chats,
+            )
         )
         survivor: ServerProcess | None = None
         try:
-            await bot_ready(fake, "webhook")
-            async with httpx.AsyncClient(base_url=doomed.base_url, headers=AUTH, timeout=10) as client:
-                env = BotEnv(fake, doomed, client, "webhook")
-                held = [await env.link() for _ in range(2)]  # their first message is in flight at the kill
-                waiting = [await env.link() for _ in range(2)]  # their second one is leased, not yet sent
+            await wait_for(lambda: _webhook_of(fake, doomed), message="the doomed process's webhook")
+            # The survivor sends one message at a time (so one held send stops its sender), its leases
+            # are long (which tells its rows from the doomed's in the database), and its claim timer
+            # (0.2 s) is what must find the leases that ran out: after the kill nothing else wakes it.
+            # It answers the webhook, so the greetings don't hold the chats' first status messages
+            # back for the doomed process's 2 s.
+            survivor = await start_pg_server(
+                **bot_settings(fake, "webhook", delivery_concurrency=1, delivery_lease=60, delivery_claim_interval=0.2)
+            )
+            await wait_for(lambda: _webhook_of(fake, survivor), message="the survivor's webhook")
+            async with httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=10) as client:
+                env = BotEnv(fake, survivor, client, "webhook")
+
+                # Both senders are awake for every chat from the start, and either may claim a delivery
+                # (the survivor took 4 of 5 with more room). So first fill the survivor's one slot: one
+                # held send more than the doomed process may have in flight takes every slot of both,
+                # the survivor's with exactly one of them (its long lease tells which). Then let the
+                # doomed process's go: until the kill, only its sender can claim.
+                linked = [await env.link() for _ in range(held_chats + waiting_chats + 1)]
+                pins = [chat for chat, _ in linked]
+                for chat, customer in linked:
+                    fake.hold(chat)
+                    await env.change(await new_order(client, customer["id"]), "paid")
+                await wait_for(lambda: set(fake.holding) >= set(pins), message="every pin held")
+                leases = await _leases(postgres_stack, pins)
+                survivors_pin = [chat for chat, left in leases.items() if left > 10]
+                assert len(leases) == len(pins)
+                assert len(survivors_pin) == 1, leases
+                for chat in pins:
+                    if chat not in survivors_pin:
+                        fake.release(chat)
+                await wait_for(
+                    lambda: _all_sent(postgres_stack, [c for c in pins if c not in survivors_pin]),
+                    message="the doomed process's pins sent",
+                )
+
+                # Now only the doomed process's sender can take these chats' deliveries.
+                held = [await env.link() for _ in range(held_chats)]  # their first message is in flight at the kill
+                waiting = [await env.link() for _ in range(waiting_chats)]  # their second is leased, not yet sent
                 for chat, _ in held:
                     fake.hold(chat)
                 orders = {}
@@ -55,40 +98,69 @@ async def test_a_killed_senders_leased_deliveries_are_sent_by_another_process(
 
                 for chat, _ in waiting:
                     await wait_for(lambda chat=chat: second_leased(chat), message="the second delivery leased")
-            assert doomed.process is not None
-            doomed.process.send_signal(signal.SIGKILL)
-            await asyncio.to_thread(doomed.process.wait, 10)
-            for chat, _ in held:
-                fake.release(chat)
+                # Every chat's head is leased, and by the doomed process (its short lease).
+                leases = await _leases(postgres_stack, list(orders))
+                assert set(leases) == set(orders), leases
+                assert all(left <= 3 for left in leases.values()), leases
 
-            survivor = await start_pg_server(**bot_settings(fake, "webhook"))
-            for chat, _ in held:
-                await fake.wait_messages(chat, 1 + 4, timeout=20)  # greeting, the in-flight one twice, two more
-            for chat, _ in waiting:
-                await fake.wait_messages(chat, 1 + 3, timeout=20)
-            async with httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=10) as client:
-                env = BotEnv(fake, survivor, client, "webhook")
+                assert doomed.process is not None
+                doomed.process.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(doomed.process.wait, 10)
+                # The leased second messages had not gone out when it died.
+                assert [len(fake.messages(chat)) for chat, _ in waiting] == [2] * waiting_chats
+                for chat in [*survivors_pin, *(chat for chat, _ in held)]:
+                    fake.release(chat)
+
+                for chat, _ in held:
+                    await fake.wait_messages(chat, 1 + 4, timeout=15)  # greeting, the in-flight one twice, two more
+                for chat, _ in waiting:
+                    await fake.wait_messages(chat, 1 + 3, timeout=15)
+                await wait_for(lambda: _all_sent(postgres_stack, [*pins, *orders]), message="deliveries recorded")
                 for chat in orders:
-                    await wait_for(
-                        lambda chat=chat: _settled(env, orders[chat]), timeout=10, message="deliveries recorded"
-                    )
                     received = [status_of(message.text)[1] for message in fake.messages(chat)[1:]]
                     if chat in dict(held):
                         # At most the one message in flight at the kill is sent twice.
                         assert received == ["paid", "paid", "accepted", "packing"]
                     else:
                         assert received == ["paid", "accepted", "packing"]
-                    rows = list(reversed(await env.deliveries(order_id=orders[chat]["id"])))
-                    assert [row["status"] for row in rows] == ["sent"] * 3
+                for chat in pins:
+                    assert [status_of(message.text)[1] for message in fake.messages(chat)[1:]] == ["paid"]
         finally:
             await stop(doomed, signal.SIGKILL)
             if survivor is not None:
                 await stop(survivor)
 
 
-async def _settled(env: BotEnv, order: dict[str, Any]) -> bool:
-    rows = await env.deliveries(order_id=order["id"])
-    return len(rows) == 3 and all(row["status"] == "sent" for row in rows)
+def _webhook_of(fake: FakeBotAPI, server: ServerProcess) -> bool:
+    return fake.webhook is not None and str(fake.webhook["url"]).startswith(server.base_url + "/")
+
+
+async def _leases(stack: Stack, chats: list[int]) -> dict[int, float]:
+    """Seconds left on the lease of each chat's `sending` Telegram delivery."""
+    conn = await asyncpg.connect(stack.database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch(
+            "SELECT recipient, EXTRACT(EPOCH FROM lease_until - now()) AS left FROM deliveries"
+            " WHERE channel = 'telegram' AND status = 'sending' AND recipient = ANY($1::text[])",
+            [str(chat) for chat in chats],
+        )
+    finally:
+        await conn.close()
+    return {int(row["recipient"]): float(row["left"]) for row in rows}
+
+
+async def _all_sent(stack: Stack, chats: list[int]) -> bool:
+    """Whether every Telegram delivery to these chats is recorded as sent."""
+    conn = await asyncpg.connect(stack.database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        unsent = await conn.fetchval(
+            "SELECT count(*) FROM deliveries WHERE channel = 'telegram' AND status <> 'sent'"
+            " AND recipient = ANY($1::text[])",
+            [str(chat) for chat in chats],
+        )
+    finally:
+        await conn.close()
+    return unsent == 0
 
 
 async def test_senders_are_woken_by_events_committed_in_another_process(start_pg_server: Callable[..., Any]) -> None:
