@@ -89,10 +89,15 @@ async def test_preferences_choose_the_channels(database: str) -> None:
     told = {event.data["user_id"] for event in notified}
     assert default.id in told
     assert not told & {quiet.id, pushed_only.id}
-    pushed = set(await Delivery.filter(event_id=raised.id).values_list("recipient", flat=True))
+    rows = await Delivery.filter(event_id=raised.id).values_list("recipient", "status", "last_error")
     subscriptions = dict(await PushSubscription.all().values_list("id", "user_id"))
-    assert {subscriptions[sub] for sub in pushed} >= {pushed_only.id, default.id}
-    assert quiet.id not in {subscriptions[sub] for sub in pushed}
+    pushed = {subscriptions[sub] for sub, status, _ in rows if status == "pending"}
+    assert pushed >= {pushed_only.id, default.id}
+    assert quiet.id not in pushed
+    # The quiet admin's device has its row too, skipped, saying why.
+    assert [(status, reason) for sub, status, reason in rows if subscriptions[sub] == quiet.id] == [
+        ("skipped", "preferences")
+    ]
 
 
 async def test_concurrent_raises_of_one_key_count_every_occurrence(database: str) -> None:
