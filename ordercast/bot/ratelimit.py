@@ -57,6 +57,7 @@ class SharedLimits(BaseRateLimiter[dict[str, bool]]):
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
                 wait = retry_after_seconds(error)
+                await self._limiter.pause(wait)
                 if tries >= REPLY_TRIES or wait > MAX_REPLY_WAIT:
                     raise
                 logger.info("Telegram asked to wait %.1f s before replying to a chat", wait)

@@ -4,7 +4,9 @@ Both limiters schedule sends like GCRA (a "theoretical arrival time" per key, no
 for the recipient's next slot first, and only then reserves the next overall slot, so a recipient
 that must wait never holds a slot the others could use. A recipient's next slot is also counted from
 when its last send was answered (`sent`): requests that spend different times on the way must not
-arrive at Telegram closer together than its per-chat limit.
+arrive at Telegram closer together than its per-chat limit. A 429 from Telegram `pause`s every send
+for its `retry_after` (as PTB's own AIORateLimiter does): the sends that respect our limits still
+went too fast for Telegram, and the next ones would be refused as well.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class Limiter(Protocol):
 
     async def sent(self, recipient: str) -> None:
         """A send to `recipient` was answered: its next one waits a full interval from now."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram asked to wait (429): no send to anyone for `seconds` from now."""
         ...
 
 
@@ -60,6 +66,9 @@ class MemoryLimiter:
         ready_at = time.monotonic() + self._recipient_interval
         self._next_for[recipient] = max(self._next_for.get(recipient, 0.0), ready_at)
 
+    async def pause(self, seconds: float) -> None:
+        self._next = max(self._next, time.monotonic() + seconds)
+
 
 # KEYS: the overall key, the recipient's key. ARGV: the overall interval, the recipient's interval (µs).
 # Returns {reserved (0/1), µs to wait}. Times are Redis's own clock, shared by every process.
@@ -87,6 +96,16 @@ end
 return 1
 """
 
+# KEYS: the overall key. ARGV: the pause (µs). The next overall slot is no sooner than the pause's end.
+_PAUSE = """
+local t = redis.call('TIME')
+local until_at = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+if until_at > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], string.format('%d', until_at), 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
+end
+return 1
+"""
+
 
 class RedisLimiter:
     """The same limits shared by every process through Redis."""
@@ -98,6 +117,7 @@ class RedisLimiter:
         self._recipient_interval = max(1, round(1_000_000 / per_recipient_per_second))
         self._script = redis.register_script(_RESERVE)
         self._sent = redis.register_script(_SENT)
+        self._pause = redis.register_script(_PAUSE)
 
     async def reserve(self, recipient: str) -> tuple[bool, float]:
         reserved, wait = await self._script(
@@ -116,3 +136,6 @@ class RedisLimiter:
 
     async def sent(self, recipient: str) -> None:
         await self._sent(keys=[f"{self._prefix}to:{recipient}"], args=[self._recipient_interval])
+
+    async def pause(self, seconds: float) -> None:
+        await self._pause(keys=[f"{self._prefix}all"], args=[max(0, round(seconds * 1_000_000))])

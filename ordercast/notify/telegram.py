@@ -85,7 +85,10 @@ class TelegramChannel:
                 rate_limit_args=RESERVED,
             )
         except RetryAfter as error:
-            raise RetryLater(error.message, after=retry_after_seconds(error)) from None
+            wait = retry_after_seconds(error)
+            with contextlib.suppress(RedisError, OSError):  # then only this message waits
+                await self._limiter.pause(wait)
+            raise RetryLater(error.message, after=wait) from None
         except Forbidden as error:
             raise RecipientGone(error.message) from None
         except BadRequest as error:

@@ -158,6 +158,20 @@ async def test_a_429_is_waited_out_then_sent(bot: BotEnv) -> None:
     assert row["last_error"].startswith("Flood control exceeded")
 
 
+async def test_a_429_holds_back_the_other_chats_too(bot: BotEnv) -> None:
+    throttled_chat, throttled = await bot.link()
+    other_chat, other = await bot.link()
+    bot.fake.fail_next(throttled_chat, flood(1))
+    await bot.change(await new_order(bot.client, throttled["id"]), "paid")
+    await wait_for(lambda: not bot.fake.failures[throttled_chat], message="the 429")
+    throttled_at = time.monotonic()
+    # Telegram said to wait: a message to another chat waits too, rather than being refused as well.
+    await bot.change(await new_order(bot.client, other["id"]), "paid")
+    [message] = (await bot.fake.wait_messages(other_chat, 2))[1:]
+    assert message.at - throttled_at >= 0.9
+    await bot.fake.wait_messages(throttled_chat, 2)
+
+
 async def test_5xx_and_timeouts_are_retried_with_backoff(bot: BotEnv) -> None:
     chat, customer = await bot.link()
     bot.fake.fail_next(chat, BAD_GATEWAY, BAD_GATEWAY)

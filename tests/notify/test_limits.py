@@ -74,3 +74,14 @@ async def test_a_recipients_next_slot_counts_from_when_its_last_send_was_answere
     reserved, wait = await reserve(limiter, "d")
     assert not reserved
     assert 0.45 < wait <= 0.5
+
+
+async def test_a_pause_holds_back_every_recipient(limiter: Any) -> None:
+    await limiter.pause(0.5)
+    reserved, wait = await reserve(limiter, "anyone")
+    assert reserved
+    assert 0.45 <= wait <= 0.5
+    # After the pause the overall rate goes on from there: the next slot is 0.1 s later.
+    reserved, wait = await reserve(limiter, "someone-else")
+    assert reserved
+    assert 0.5 <= wait <= 0.6
