@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, create_postgres_database
 
 
 def ordercast(
@@ -60,3 +61,15 @@ def test_apikey_create_prints_only_the_key_and_admin_create_sets_a_password(tmp_
     assert "nobody@example.com" in missing.stderr
     short = ordercast("admin", "create", "--email", "x@example.com", "--password", "short", env=env)
     assert short.returncode == 1
+
+
+async def test_serve_on_an_unmigrated_postgres_database_says_to_migrate() -> None:
+    url, drop = await create_postgres_database()
+    try:
+        env = {"ORDERCAST_DATABASE_URL": url, "ORDERCAST_PORT": "0", "ORDERCAST_TELEGRAM_MODE": "off"}
+        result = await asyncio.to_thread(ordercast, "serve", env=env)
+        assert result.returncode != 0
+        assert "run `ordercast migrate` first" in result.stderr + result.stdout
+        assert "0001" in result.stderr + result.stdout  # names what is pending
+    finally:
+        await drop()

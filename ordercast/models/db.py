@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate
+from tortoise.migrations.executor import MigrationExecutor
 
 MODELS_MODULE = "ordercast.models"
 MIGRATIONS_MODULE = "ordercast.models.migrations"
@@ -41,6 +42,16 @@ async def upgrade(database_url: str) -> None:
         await migrate(config=tortoise_config(database_url, pool_size=1))
     finally:
         await Tortoise.close_connections()
+
+
+class SchemaBehind(RuntimeError):
+    """The server was started on a database that `ordercast migrate` hasn't brought up to date."""
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """The migrations the (connected) database hasn't seen yet, by name; [] when it is up to date."""
+    executor = MigrationExecutor(connections.get("default"), tortoise_config(database_url)["apps"])
+    return [step.migration.name for step in await executor.plan() if not step.backward]
 
 
 # For `tortoise -c ordercast.models.db.DEV_CONFIG makemigrations` after changing a model.

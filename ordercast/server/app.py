@@ -24,7 +24,7 @@ from ordercast.bot.app import TelegramBot
 from ordercast.config import Settings
 from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
 from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
-from ordercast.models.db import tortoise_config, upgrade
+from ordercast.models.db import SchemaBehind, pending_migrations, tortoise_config, upgrade
 from ordercast.notify import planning
 from ordercast.notify.dispatch import Dispatcher
 from ordercast.notify.limits import Limiter, MemoryLimiter, RedisLimiter
@@ -101,6 +101,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await upgrade(settings.database_url)
             config = tortoise_config(settings.database_url, pool_size=settings.db_pool_size)
             await stack.enter_async_context(RegisterTortoise(app, config=config))
+            if not settings.is_sqlite and (pending := await pending_migrations(settings.database_url)):
+                # Several processes share the database: they don't migrate it on start, the operator does.
+                raise SchemaBehind(
+                    f"the database schema is not up to date ({len(pending)} migration(s) pending: "
+                    f"{', '.join(pending)}): run `ordercast migrate` first"
+                )
             secret_key = (
                 settings.secret_key.get_secret_value()
                 if settings.secret_key
