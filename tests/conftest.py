@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("ORDERCAST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
@@ -56,6 +57,22 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 10, message: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, what: str) -> AsyncIterator[str]:
+    """Serve an ASGI `app` (a fake of an internet service) on a free port in this event loop; its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started or task.done(), message=f"{what} to start")
+        assert server.started, f"{what} did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 @dataclass

@@ -12,11 +12,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.realtime.backoff import backoff
+from ordercast.running import Running
 
 logger = logging.getLogger("ordercast.notify")
 
@@ -92,7 +92,7 @@ class Troubles(Protocol):
         ...
 
 
-class Dispatcher:
+class Dispatcher(Running):
     """Claims due deliveries for its channels and sends up to `concurrency` of them at a time."""
 
     def __init__(
@@ -155,18 +155,6 @@ class Dispatcher:
             if late:
                 await asyncio.wait(late)
         await self._queue.drain()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from ordercast.errors import Unavailable
 from ordercast.events import Event, Position
 from ordercast.realtime.backoff import backoff
 from ordercast.realtime.broker import Broker, Placed, Replay, Reset, ResetReason
+from ordercast.running import Running
 
 logger = logging.getLogger("ordercast.realtime.hub")
 
@@ -226,7 +227,7 @@ class _Channel:
         return min(known, default=None, key=lambda position: (position.epoch, position.offset))
 
 
-class Hub:
+class Hub(Running):
     """One broker feed per process, fanned out to every local subscription, each with a bounded queue."""
 
     def __init__(self, broker: Broker, queue_size: int = 1000, *, start_timeout: float = 10.0) -> None:
@@ -267,18 +268,6 @@ class Hub:
         for channel in list(self._channels.values()):
             for subscription in list(channel.subscribers):
                 subscription.close("shutdown")
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def ready(self) -> bool:

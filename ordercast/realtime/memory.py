@@ -7,11 +7,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Callable
 from itertools import islice
-from types import TracebackType
-from typing import Self
 
 from ordercast.events import Event, Position
 from ordercast.realtime.broker import FeedItem, Placed, Replay, Reset, Resumed, new_epoch
+from ordercast.running import Running
 
 
 class _Channel:
@@ -48,7 +47,7 @@ class _Listener:
             self.waiter.set_result(None)
 
 
-class MemoryBroker:
+class MemoryBroker(Running):
     """`Broker` for a single process: ring buffers per channel, trimmed by count and age."""
 
     def __init__(
@@ -79,18 +78,6 @@ class MemoryBroker:
         self._closed = True
         for listener in self._listeners:
             listener.wake()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def ping(self) -> None:
         return None

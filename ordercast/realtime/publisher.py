@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from ordercast.events import Event, Position
 from ordercast.realtime.backoff import backoff
 from ordercast.realtime.broker import Broker
+from ordercast.running import Loop, Running
 
 logger = logging.getLogger("ordercast.realtime.publisher")
 
@@ -30,7 +29,7 @@ class Outbox(Protocol):
     async def mark_published(self, events: Sequence[Event]) -> None: ...
 
 
-class Publisher:
+class Publisher(Running):
     """Places committed events in the broker, each after any earlier unpublished one of its ordering key."""
 
     def __init__(
@@ -108,20 +107,11 @@ class Publisher:
         if late:
             await asyncio.wait(late)
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Sweeper:
+class Sweeper(Loop):
     """Publishes events left unpublished (a crash or a failed publish after commit), every `interval`."""
+
+    name = "ordercast.realtime.sweeper"
 
     def __init__(
         self,
@@ -143,30 +133,6 @@ class Sweeper:
         self._max_batches = max_batches
         self._max_backoff = max_backoff
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="ordercast.realtime.sweeper")
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def wake(self) -> None:
         """Sweep now rather than at the next interval (e.g. on a database notification)."""
@@ -185,7 +151,7 @@ class Sweeper:
                 break
         return total
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         failures = 0
         while True:
             self._wakeup.clear()

@@ -7,8 +7,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncGenerator, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -21,6 +20,7 @@ from ordercast.errors import Unavailable
 from ordercast.events import Event, Position
 from ordercast.realtime.backoff import backoff
 from ordercast.realtime.broker import FeedItem, Placed, Replay, Reset, ResetReason, Resumed, new_epoch
+from ordercast.running import Running
 
 logger = logging.getLogger("ordercast.realtime.redis")
 
@@ -103,7 +103,7 @@ return out
 _UNAVAILABLE = "the broker (Redis) is unavailable"
 
 
-class RedisBroker:
+class RedisBroker(Running):
     """`Broker` on Redis: one Lua script per operation, a stream per channel, one pub/sub channel.
 
     Needs Redis 6.2 or later (XTRIM MINID), not a cluster (a publish touches every channel of its event).
@@ -179,18 +179,6 @@ class RedisBroker:
         for client in clients:
             if client is not None:
                 await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def ping(self) -> None:
         try:

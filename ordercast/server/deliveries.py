@@ -4,7 +4,6 @@ and the alerts that failing deliveries raise."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -22,6 +21,7 @@ from ordercast.notify import planning
 from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.realtime.backoff import backoff
 from ordercast.realtime.hub import Hub
+from ordercast.running import Loop
 from ordercast.server.http import JSON
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
 from ordercast.server.runtime import runtime
@@ -78,33 +78,18 @@ def needs_other_senders(event_type: str, data: dict[str, object]) -> bool:
     return planning.wants_customer_chat(event_type, data)
 
 
-class EventWakeups:
+class EventWakeups(Loop):
     """Wakes the senders of this process for every event that may have queued deliveries only some
     processes send (Telegram's), whichever process committed it: the hub's `admin` channel carries
     every event."""
 
+    name = "ordercast.notify.wakeups"
+
     def __init__(self, hub: Hub, wake: Callable[[], None]) -> None:
         self._hub = hub
         self._wake = wake
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._listen(), name="ordercast.notify.wakeups")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _listen(self) -> None:
+    async def run(self) -> None:
         failures = 0
         while True:
             try:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Self
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ordercast.realtime.backoff import backoff
+from ordercast.running import Loop
 from ordercast.server.http import JSON, read_model
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_bool, parse_limit
 from ordercast.server.runtime import Runtime, runtime
@@ -118,33 +116,18 @@ routes = [
 ]
 
 
-class NotificationExpiry:
+class NotificationExpiry(Loop):
     """Deletes notifications older than the retention, every `interval` seconds (in every process:
     each deletes rows the others haven't locked)."""
+
+    name = "ordercast.notifications.expiry"
 
     def __init__(self, publish: Publish, *, retention: float, interval: float) -> None:
         self._publish = publish
         self._retention = timedelta(seconds=retention)
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name="ordercast.notifications.expiry")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         failures = 0
         while True:
             delay = self._interval

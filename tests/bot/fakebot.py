@@ -27,13 +27,12 @@ from urllib.parse import parse_qsl
 
 import httpx
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import wait_for
+from tests.conftest import serving, wait_for
 
 TOKEN = "7000000001:AAHfakeTokenForOrdercastTests_0123456"
 BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "Ordercast Shop", "username": "ordercast_test_bot"}
@@ -384,16 +383,9 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
 @contextlib.asynccontextmanager
 async def running(fake: FakeBotAPI) -> AsyncIterator[FakeBotAPI]:
     """Serve `fake` on a free port in this event loop (its `url` is the Bot API root)."""
-    config = uvicorn.Config(fake.app, host="127.0.0.1", port=0, lifespan="off", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started or task.done(), message="the fake Bot API to start")
-        assert server.started, "the fake Bot API did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        fake.url = f"http://127.0.0.1:{port}"
-        yield fake
-    finally:
-        await fake.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(fake.app, "the fake Bot API") as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            await fake.close()

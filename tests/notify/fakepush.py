@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import http_ece
-import uvicorn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -36,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import wait_for
+from tests.conftest import serving, wait_for
 
 MAX_BODY = 4096
 MAX_EXPIRY = 24 * 3600
@@ -280,16 +279,9 @@ def token_of(subscription: dict[str, Any]) -> str:
 @contextlib.asynccontextmanager
 async def running(fake: FakePushService) -> AsyncIterator[FakePushService]:
     """Serve `fake` on a free port in this event loop (its `url` is the service's origin)."""
-    config = uvicorn.Config(fake.app, host="127.0.0.1", port=0, lifespan="off", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started or task.done(), message="the fake push service to start")
-        assert server.started, "the fake push service did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        fake.url = f"http://127.0.0.1:{port}"
-        yield fake
-    finally:
-        await fake.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(fake.app, "the fake push service") as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            await fake.close()

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ServerProcess, new_customer, new_order
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps dialling out, which this sandbox refuses.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        await browser.close()
+from tests.conftest import ServerProcess, new_customer, new_order
+from tests.server.conftest import sign_in
 
 
 async def test_dashboard_shows_an_order_appear_and_change_status_without_reloading(
@@ -39,9 +16,7 @@ async def test_dashboard_shows_an_order_appear_and_change_status_without_reloadi
     page = await context.new_page()
     await page.goto("/")
     await expect(page).to_have_url(f"{server.base_url}/login?next=/")
-    await page.fill("input[name=email]", ADMIN_EMAIL)
-    await page.fill("input[name=password]", ADMIN_PASSWORD)
-    await page.click("button[type=submit]")
+    await sign_in(page)
     await expect(page).to_have_url(f"{server.base_url}/")
     await expect(page.locator("#live")).to_have_text("live")
 

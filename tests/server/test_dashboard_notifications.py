@@ -3,33 +3,11 @@ the PWA's service worker and manifest are served without credentials."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ServerProcess, new_customer, new_order
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        await browser.close()
+from tests.conftest import ServerProcess, new_customer, new_order
+from tests.server.conftest import sign_in
 
 
 async def test_the_unread_badge_and_the_list_follow_the_stream(
@@ -38,9 +16,7 @@ async def test_the_unread_badge_and_the_list_follow_the_stream(
     context = await browser.new_context(base_url=server.base_url)
     page = await context.new_page()
     await page.goto("/login?next=/")
-    await page.fill("input[name=email]", ADMIN_EMAIL)
-    await page.fill("input[name=password]", ADMIN_PASSWORD)
-    await page.click("button[type=submit]")
+    await sign_in(page)
     await expect(page.locator("#live")).to_have_text("live")
     await page.click("#bell")  # opens the list
     await page.click("#read-all")
