@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from redis.asyncio import Redis
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -38,6 +37,7 @@ from ordercast.errors import Malformed, Unavailable
 from ordercast.notify.limits import Limiter
 from ordercast.notify.templates import Texts
 from ordercast.realtime.backoff import backoff
+from ordercast.running import Loop
 from ordercast.services.reviews import Reviews
 
 logger = logging.getLogger("ordercast.bot")
@@ -46,9 +46,11 @@ WEBHOOK_PATH: Final = "/api/v1/telegram/webhook"
 ALLOWED_UPDATES: Final = ("message", "callback_query")
 
 
-class TelegramBot:
+class TelegramBot(Loop):
     """The bot's lifecycle: build, then (in the background, retrying while Telegram is unreachable)
     initialize, start, set the commands and the webhook or start polling; stop and shut down at exit."""
+
+    name = "ordercast.bot"
 
     def __init__(
         self, settings: Settings, *, webhook_secret: str, redis: Redis | None, reviews: Reviews, limiter: Limiter
@@ -77,7 +79,6 @@ class TelegramBot:
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self._add_handlers(ReviewFlow(reviews))
         self.started = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._running = False
 
     @property
@@ -101,28 +102,15 @@ class TelegramBot:
             raise Malformed(f"not a Telegram update: {exc}") from None
         await self.application.update_queue.put(update)
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name="ordercast.bot")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def close(self) -> None:
+        await super().close()
         if self._running:
             self._running = False
             await self.application.stop()
         with contextlib.suppress(TelegramError, RuntimeError):
             await self.application.shutdown()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         failures = 0
         while True:
             try:

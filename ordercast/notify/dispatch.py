@@ -16,7 +16,7 @@ from typing import Protocol
 
 from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.realtime.backoff import backoff
-from ordercast.running import Running
+from ordercast.running import Loop
 
 logger = logging.getLogger("ordercast.notify")
 
@@ -92,8 +92,10 @@ class Troubles(Protocol):
         ...
 
 
-class Dispatcher(Running):
+class Dispatcher(Loop):
     """Claims due deliveries for its channels and sends up to `concurrency` of them at a time."""
+
+    name = "ordercast.notify.dispatcher"
 
     def __init__(
         self,
@@ -121,7 +123,6 @@ class Dispatcher(Running):
         self._close_timeout = close_timeout
         self._wakeup = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
         # When a retry this process scheduled falls due (monotonic clock), to wake for it on time.
         self._next_retry: float | None = None
 
@@ -138,16 +139,12 @@ class Dispatcher(Running):
         self._wakeup.set()
 
     async def start(self) -> None:
-        if self._task is None and self._channels:
-            self._task = asyncio.create_task(self._run(), name="ordercast.notify.dispatcher")
+        if self._channels:
+            await super().start()
 
     async def close(self) -> None:
         """Stop claiming; give in-flight sends a moment, then cancel them (unsent claims are given back)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await super().close()
         if self._sending:
             _, late = await asyncio.wait(set(self._sending), timeout=self._close_timeout)
             for sending in late:
@@ -156,7 +153,7 @@ class Dispatcher(Running):
                 await asyncio.wait(late)
         await self._queue.drain()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
         while True:

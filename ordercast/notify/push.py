@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,6 +27,7 @@ from ordercast.notify.planning import PUSH
 from ordercast.notify.queue import Claimed
 from ordercast.notify.templates import push_message
 from ordercast.notify.vapid import Token, VapidKey
+from ordercast.running import Running
 from ordercast.services.sql import Statement
 
 SENT: Final = frozenset({200, 201, 202})
@@ -119,7 +119,7 @@ class CurrentKey:
 ObserveResponse = Callable[[str, str], None]
 
 
-class PushChannel:
+class PushChannel(Running):
     """Sends the push of each delivery to its subscription."""
 
     name = PUSH
@@ -151,18 +151,12 @@ class PushChannel:
         # A VAPID token per (push service, key): signed once, reused until it nears its expiry.
         self._tokens: dict[tuple[str, str], Token] = {}
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._connections), timeout=self._timeout
         )
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()

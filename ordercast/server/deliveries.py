@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from types import TracebackType
-from typing import Self
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +19,7 @@ from ordercast.notify import planning
 from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.realtime.backoff import backoff
 from ordercast.realtime.hub import Hub
-from ordercast.running import Loop
+from ordercast.running import Loop, Running
 from ordercast.server.http import JSON
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
 from ordercast.server.runtime import runtime
@@ -111,7 +109,7 @@ class EventWakeups(Loop):
             await asyncio.sleep(backoff(failures, base=0.1, cap=5.0))
 
 
-class DeliveryAlerts:
+class DeliveryAlerts(Running):
     """The admins' alerts about deliveries (the dispatcher's `Troubles`).
 
     A delivery that fails for good raises `delivery:<channel>:<code>` in the transaction that records
@@ -185,15 +183,8 @@ class DeliveryAlerts:
         if not task.cancelled() and task.exception() is not None:
             logger.error("raising a delivery alert failed", exc_info=task.exception())
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
+        """Let alerts being raised or resolved finish (a few seconds at most), then cancel them."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=3)
         for task in set(self._tasks):
