@@ -180,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_p = commands.add_parser("serve", help="run the server, bot and dispatchers in one process")
-    serve_p.set_defaults(run=_cmd_serve)
+    serve_p.set_defaults(run=_cmd_serve, serves=True)
     demo_p = commands.add_parser("demo", help="serve on SQLite with a simulated shop placing orders")
-    demo_p.set_defaults(run=_cmd_demo)
+    demo_p.set_defaults(run=_cmd_demo, serves=True)
     migrate_p = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_p.set_defaults(run=_cmd_migrate)
 
@@ -214,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if not getattr(args, "serves", False):
+        # A command whose output is piped (`ordercast vapid | head`) ends quietly when the reader goes.
+        # Never the server: a write to a client that just hung up would kill the whole process.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return int(args.run(args, settings))
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, create_postgres_database
+from tests.conftest import ROOT, ServerProcess, create_postgres_database
 
 
 def ordercast(
@@ -73,3 +74,12 @@ async def test_serve_on_an_unmigrated_postgres_database_says_to_migrate() -> Non
         assert "0001" in result.stderr + result.stdout  # names what is pending
     finally:
         await drop()
+
+
+def test_the_server_survives_writing_to_a_client_that_hung_up(server: ServerProcess) -> None:
+    # Python ignores SIGPIPE, so such a write raises (and only that stream ends). With the signal's
+    # default action instead, as a command piped into `head` wants, it would kill the whole server.
+    assert server.process is not None
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.M)[1], 16)  # type: ignore[index]
+    assert ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE must be ignored by the server"
