@@ -88,6 +88,9 @@ class Subscription:
         self._queue: deque[Message] = deque()
         self._last: Position | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # Set by a consumer waiting with nothing queued: takes a message at once (True) or leaves it
+        # to be queued (False). It saves a task wake-up per message, the largest cost of fan-out.
+        self._sink: Callable[[Message], bool] | None = None
         self._on_close: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> Self:
@@ -119,10 +122,21 @@ class Subscription:
     def closed(self) -> bool:
         return self.close_reason is not None
 
-    async def next_batch(self, max_wait: float | None = None, limit: int = 256) -> list[Message]:
-        """Up to `limit` queued messages, waiting up to `max_wait` seconds for one; `[]` if none came or once closed."""
+    async def next_batch(
+        self, max_wait: float | None = None, limit: int = 256, *, sink: Callable[[Message], bool] | None = None
+    ) -> list[Message]:
+        """Up to `limit` queued messages, waiting up to `max_wait` seconds for one; `[]` if none came or once closed.
+
+        While it waits, `sink` (if given) is offered each new message first, in order: what it takes
+        (returns True for) is not queued. Once it declines one, that and every later message queue
+        as usual until the next wait.
+        """
         if not self._initial and not self._queue and self.close_reason is None:
-            await self._wait(max_wait)
+            self._sink = sink if self._ready else None
+            try:
+                await self._wait(max_wait)
+            finally:
+                self._sink = None
         if self.close_reason is not None:
             return []
         batch: list[Message] = []
@@ -180,6 +194,11 @@ class Subscription:
             ):
                 return
             self._last = position
+        sink = self._sink
+        if sink is not None:
+            if sink(message):
+                return
+            self._sink = None
         if len(self._queue) >= self._maxsize:
             self._hub.overflows += 1
             self.close("overflow")
@@ -202,6 +221,8 @@ class Subscription:
                 timer.cancel()
 
     def _wake(self) -> None:
+        # The consumer is about to run: from here on, messages queue behind whatever it will do.
+        self._sink = None
         if self._waiter is not None:
             _wake(self._waiter)
 

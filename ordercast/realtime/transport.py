@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Send
@@ -50,6 +51,8 @@ class Outlet:
         self.ping_due = False
         # A write was cut short: the client isn't reading, the response can't be finished properly.
         self.broken = False
+        # A direct write (`write_now`) that had to wait for the client, finishing in its own task.
+        self._finishing: asyncio.Future[None] | None = None
         subscription.on_close(self._closed)
 
     @contextlib.asynccontextmanager
@@ -71,6 +74,8 @@ class Outlet:
         """Send `message`; False when the client is gone or was cut off."""
         if self.broken:
             return False
+        if not await self.settle():
+            return False
         self._sending_since = self._loop.time()
         try:
             await self._send(message)
@@ -80,9 +85,70 @@ class Outlet:
             return False
         finally:
             self._sending_since = None
+        self._written()
+        return True
+
+    def write_now(self, message: Message) -> bool:
+        """Start writing `message` without waiting for this connection's task; False if it can't now.
+
+        The send runs right here: when the transport takes the bytes at once (a client that keeps
+        up), it is done before this returns. When it has to wait (the client reads slowly), the
+        rest of it runs in a task, and `settle()` waits for that before the stream writes again.
+        """
+        if self.broken or self._finishing is not None or self._sending_since is not None:
+            return False
+        self._sending_since = self._loop.time()
+        send = self._send(message)
+        if not asyncio.iscoroutine(send):  # not a coroutine we can step: let a task await it
+            self._finishing = asyncio.ensure_future(send)
+            self._finishing.add_done_callback(self._finished)
+            return True
+        try:
+            blocked_on = send.send(None)
+        except StopIteration:
+            self._written()
+            return True
+        except Exception as error:
+            # The stream's task sees `broken` and ends; the client resumes from its last id. A client
+            # gone (OSError, on ASGI 2.4) is normal; anything else is a bug worth its traceback.
+            if not isinstance(error, OSError):
+                logger.exception("writing to a stream failed")
+            self._sending_since = None
+            self.broken = True
+            self._subscription.wake()
+            return True
+        self._finishing = self._loop.create_task(_finish(send, blocked_on), name="ordercast.realtime.write")
+        self._finishing.add_done_callback(self._finished)
+        return True
+
+    async def settle(self) -> bool:
+        """Wait for a direct write still in flight; False when it failed (the client is gone)."""
+        finishing = self._finishing
+        if finishing is not None:
+            await asyncio.wait({finishing})
+        return not self.broken
+
+    def abandon(self) -> None:
+        """Cancel a direct write still in flight (the stream is ending)."""
+        if self._finishing is not None:
+            self._finishing.cancel()
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._finishing = None
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, OSError):
+            logger.error("writing to a stream failed", exc_info=error)
+        if task.cancelled() or error is not None:
+            self._sending_since = None
+            self.broken = True
+            self._subscription.wake()
+            return
+        self._written()
+
+    def _written(self) -> None:
+        self._sending_since = None
         self._last_write = self._loop.time()
         self.ping_due = False
-        return True
 
     def _cut(self) -> None:
         if self.broken or self._sending_since is None or self._deadline is None:
@@ -123,6 +189,23 @@ class Outlet:
             due = self._last_write + self._ping_interval - now
             delay = min(delay, due if due > 0 else self._ping_interval)
         return max(delay, 0.001)
+
+
+async def _finish(send: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+    """Run the rest of a send `write_now` started, which is waiting on the future `blocked_on` (or
+    yielded None: a bare yield to the loop), as the task that started it would have."""
+    try:
+        while True:
+            if asyncio.isfuture(blocked_on):
+                await asyncio.wait({blocked_on})
+            else:
+                await asyncio.sleep(0)
+            # The send reads its future's result (or exception) itself when it resumes.
+            blocked_on = send.send(None)
+    except StopIteration:
+        return
+    finally:
+        send.close()
 
 
 def watch_disconnect(receive: Receive, subscription: Subscription, disconnect: str) -> asyncio.Task[None]:

@@ -209,3 +209,26 @@ async def test_after_redis_lost_its_data_live_subscribers_get_a_reset_to_the_new
             assert placed == Position(reset.position.epoch, reset.position.offset + 1)
             [live] = await collect(subscription, 1)
             assert live.position == placed
+
+
+async def test_a_waiting_consumers_sink_takes_messages_in_order_until_it_declines_one(broker: Broker, hub: Hub) -> None:
+    answers = [True, True, False, True]  # the third is declined: it and every later one queue
+    taken: list[Message] = []
+
+    def sink(message: Message) -> bool:
+        if answers.pop(0):
+            taken.append(message)
+            return True
+        return False
+
+    async with hub.subscribe(ADMIN_CHANNEL) as subscription:
+        waiting = asyncio.create_task(subscription.next_batch(None, 10, sink=sink))
+        events = [make_event(number=i) for i in range(4)]
+        for event in events:
+            await broker.publish(event)
+        batch = await asyncio.wait_for(waiting, 10)
+        while len(taken) + len(batch) < 4:
+            batch += await asyncio.wait_for(subscription.next_batch(None, 10), 10)
+    assert [m.event.id for m in taken if m.event] == [e.id for e in events[:2]]
+    assert [m.event.id for m in batch if m.event] == [e.id for e in events[2:]]
+    assert answers == [True]  # never asked again once it declined, until the next wait

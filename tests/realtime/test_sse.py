@@ -117,16 +117,22 @@ async def test_sse_without_credentials_is_refused_with_the_errors_status(hub: Hu
 
 async def test_a_stream_that_cannot_keep_up_is_ended() -> None:
     broker = MemoryBroker(history_size=100, history_ttl=60)
-    async with Hub(broker, queue_size=2) as hub, serve(make_app(hub)) as (url, _):
-        async with sse(url, params={"token": "admin"}) as stream:
-            await wait_for(lambda: stream.text, message="the stream to open")
-            for _ in range(5):  # placed faster than the connection's queue of two can take them
-                await broker.publish(make_event())
-            await asyncio.wait_for(stream.ended.wait(), 5)
-        assert hub.overflows == 1
-        async with sse(url, params={"token": "admin"}) as other:
-            await broker.publish(make_event())
-            await wait_for(lambda: other.messages, message="a live event on a new connection")
+    async with Hub(broker, queue_size=2) as hub:
+        probe = SendProbe(make_app(hub, send_timeout=0.5))
+        async with serve(probe) as (url, _):
+            async with client_that_does_not_read(url):
+                await wait_for(lambda: hub.connections == 1, message="the stream to open")
+                await back_up(broker, probe)
+                for _ in range(3):  # behind the waiting write: more than the connection's queue of two
+                    await broker.publish(make_event())
+                await wait_for(lambda: hub.connections == 0, message="the overflowing stream to end")
+            assert hub.overflows == 1
+            async with sse(url, params={"token": "admin"}) as other:
+                await wait_for(lambda: other.text, message="a new stream to open")
+                for _ in range(5):  # a client that reads keeps up, however fast they come
+                    await broker.publish(make_event())
+                await wait_for(lambda: len(other.messages) == 5, message="live events on a new connection")
+            assert hub.overflows == 1
 
 
 async def test_closing_the_hub_ends_every_stream_promptly_so_the_server_stops_fast(broker: Broker) -> None:
@@ -178,9 +184,9 @@ async def client_that_does_not_read(url: str) -> AsyncIterator[None]:
 
 
 async def back_up(broker: Broker, probe: SendProbe, *, then_write: bool = True) -> None:
-    """Fill the connection: more than the socket buffers hold in one write, then (`then_write`) a write that waits."""
-    for _ in range(40):
-        await broker.publish(make_event(blob="x" * 500_000))
+    """Fill the connection: one write of more than the socket buffers hold (the server's transport keeps
+    the rest and takes no more), then (`then_write`) a write that waits."""
+    await broker.publish(make_event(blob="x" * 20_000_000))
     await wait_for(lambda: probe.sent > 20_000_000 and probe.in_flight == 0, message="the big write")
     if then_write:
         await broker.publish(make_event())
