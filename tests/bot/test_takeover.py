@@ -135,32 +135,28 @@ def _webhook_of(fake: FakeBotAPI, server: ServerProcess) -> bool:
     return fake.webhook is not None and str(fake.webhook["url"]).startswith(server.base_url + "/")
 
 
-async def _leases(stack: Stack, chats: list[int]) -> dict[int, float]:
-    """Seconds left on the lease of each chat's `sending` Telegram delivery."""
+async def _deliveries_to(stack: Stack, chats: list[int], condition: str) -> list[asyncpg.Record]:
+    """The Telegram deliveries to these chats matching `condition` (SQL), with their lease's seconds left."""
     conn = await asyncpg.connect(stack.database_url.replace("postgres://", "postgresql://", 1))
     try:
-        rows = await conn.fetch(
+        return await conn.fetch(
             "SELECT recipient, EXTRACT(EPOCH FROM lease_until - now()) AS left FROM deliveries"
-            " WHERE channel = 'telegram' AND status = 'sending' AND recipient = ANY($1::text[])",
+            f" WHERE channel = 'telegram' AND {condition} AND recipient = ANY($1::text[])",
             [str(chat) for chat in chats],
         )
     finally:
         await conn.close()
+
+
+async def _leases(stack: Stack, chats: list[int]) -> dict[int, float]:
+    """Seconds left on the lease of each chat's `sending` Telegram delivery."""
+    rows = await _deliveries_to(stack, chats, "status = 'sending'")
     return {int(row["recipient"]): float(row["left"]) for row in rows}
 
 
 async def _all_sent(stack: Stack, chats: list[int]) -> bool:
     """Whether every Telegram delivery to these chats is recorded as sent."""
-    conn = await asyncpg.connect(stack.database_url.replace("postgres://", "postgresql://", 1))
-    try:
-        unsent = await conn.fetchval(
-            "SELECT count(*) FROM deliveries WHERE channel = 'telegram' AND status <> 'sent'"
-            " AND recipient = ANY($1::text[])",
-            [str(chat) for chat in chats],
-        )
-    finally:
-        await conn.close()
-    return unsent == 0
+    return not await _deliveries_to(stack, chats, "status <> 'sent'")
 
 
 async def test_senders_are_woken_by_events_committed_in_another_process(start_pg_server: Callable[..., Any]) -> None:
