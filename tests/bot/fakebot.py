@@ -343,7 +343,7 @@ class FakeBotAPI:
                 if delivered:
                     self._updates.remove(update)
                 else:
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # Telegram, too, delivers an update again after a pause
 
     async def close(self) -> None:
         for event in self.held.values():

@@ -88,15 +88,25 @@ async def test_two_processes_send_each_push_once(start_pg_server: StartServer, f
 
             expected = 3 * 2 * len(orders)
             await wait_for(lambda: sum(pushed().values()) >= expected, timeout=30, message=f"{expected} pushes")
-            await asyncio.sleep(0.5)  # anything sent twice would arrive by now
+
+            async def rows_of(order: dict[str, Any]) -> list[tuple[str, int]]:
+                params = {"order_id": order["id"], "channel": "push"}
+                items = (await first.get("/api/v1/deliveries", params=params)).json()["items"]
+                return [(row["status"], row["attempts"]) for row in items]
+
+            async def all_recorded() -> bool:
+                for order in orders:
+                    if any(status != "sent" for status, _ in await rows_of(order)):
+                        return False
+                return True
+
+            # Once every row is recorded sent, nothing can claim (and send) one again.
+            await wait_for(all_recorded, timeout=30, message="every push recorded as sent")
             counts = pushed()
             assert len(counts) == expected
             assert set(counts.values()) == {1}
             for order in orders:
-                rows = (
-                    await first.get("/api/v1/deliveries", params={"order_id": order["id"], "channel": "push"})
-                ).json()["items"]
-                assert [(row["status"], row["attempts"]) for row in rows] == [("sent", 1)] * 6
+                assert await rows_of(order) == [("sent", 1)] * 6
             await unsubscribe(first, *devices)
     finally:
         for server in servers:
