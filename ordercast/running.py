@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
@@ -30,15 +31,16 @@ class Running:
         await self.close()
 
 
-class Loop(Running):
+class Loop(Running, ABC):
     """Runs `run()` in a task named `name` from `start()` until `close()` cancels it."""
 
     name = "ordercast.loop"
 
     _task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def run(self) -> None:
-        raise NotImplementedError
+        """The work, until cancelled."""
 
     async def start(self) -> None:
         if self._task is None:

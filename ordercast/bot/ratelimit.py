@@ -32,10 +32,10 @@ class SharedLimits(BaseRateLimiter[dict[str, bool]]):
         self._limiter = limiter
 
     async def initialize(self) -> None:
-        pass
+        """Nothing to set up: the limiter is shared and owned by the server's lifespan."""
 
     async def shutdown(self) -> None:
-        pass
+        """Nothing to release: the limiter outlives the bot."""
 
     async def process_request(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -166,8 +167,6 @@ class Sweeper(Loop):
                 delay = self._interval
                 if published:
                     logger.info("swept %d unpublished event(s)", published)
-            try:
+            with contextlib.suppress(TimeoutError):  # the interval passed: sweep again
                 async with asyncio.timeout(delay):
                     await self._wakeup.wait()
-            except TimeoutError:
-                pass
