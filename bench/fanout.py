@@ -40,7 +40,6 @@ import ctypes
 import json
 import math
 import os
-import re
 import resource
 import secrets
 import shutil
@@ -56,6 +55,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pyspy
 
 ROOT = Path(__file__).resolve().parent.parent
 SELF = Path(__file__).resolve()
@@ -1155,14 +1156,14 @@ class Bench:
     ) -> tuple[asyncio.subprocess.Process, Path] | None:
         if self.options.profile_dir is None or not running.python:
             return None
-        pyspy = pyspy_executable()
-        if pyspy is None:
+        executable = pyspy.executable()
+        if executable is None:
             print("  (py-spy not found: .venv/bin/pip install py-spy)", file=sys.stderr)
             return None
         self.options.profile_dir.mkdir(parents=True, exist_ok=True)
         output = self.options.profile_dir / f"{running.name}-{clients}x{rate:g}.txt"
-        args = [pyspy, "record", "--pid", str(running.rss_pid), "--duration", str(max(1, round(self.options.duration)))]
-        args += ["--rate", "100", "--format", "raw", "--nonblocking", "--output", str(output)]
+        # Non-blocking: pausing the server to sample it would add to the latencies being measured.
+        args = pyspy.record_command(executable, running.rss_pid, self.options.duration, output, nonblocking=True)
         process = await self.children.spawn(self.options.cpu_client, args, log=cell_dir / "py-spy.log")
         return process, output
 
@@ -1170,12 +1171,7 @@ class Bench:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 20)
         await self.children.stop(process)
-        return top_functions(output)
-
-
-def pyspy_executable() -> str | None:
-    venv = ROOT / ".venv" / "bin" / "py-spy"
-    return str(venv) if venv.exists() else shutil.which("py-spy")
+        return pyspy.top_functions(output)[1]
 
 
 def limit_of(row: Row) -> str:
@@ -1195,36 +1191,6 @@ def limit_of(row: Row) -> str:
     if not reasons:
         reasons.append("headroom: latency is per-event work, not saturation")
     return "; ".join(reasons)
-
-
-_LINE_NUMBER = re.compile(r":\d+\)$")
-
-
-def top_functions(path: Path, limit: int = 15) -> list[tuple[str, float, float]]:
-    """From py-spy's raw (collapsed) output: the functions with the most self time, `(name, self %, total %)`."""
-    if not path.exists():
-        return []
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_LINE_NUMBER.sub(")", frame.strip()) for frame in stack.split(";")][1:]
-        frames = [
-            frame.replace(str(ROOT) + "/", "").replace(".venv/lib/python3.11/site-packages/", "") for frame in frames
-        ]
-        if not frames:
-            continue
-        total += count
-        own[frames[-1]] += count
-        for function in set(frames):
-            inclusive[function] += count
-    if not total:
-        return []
-    return [(name, 100 * n / total, 100 * inclusive[name] / total) for name, n in own.most_common(limit)]
 
 
 # ───────────────────────────── output ─────────────────────────────

@@ -281,20 +281,26 @@ async def collect(api: Api, fake: Fake, phase: Phase, sent: list[tuple[str, str]
     phase.last_arrival = max((wall for _, _, wall in arrivals), default=phase.ended)
 
 
+async def start_fake(cpu: int, cleanup: contextlib.AsyncExitStack) -> Fake:
+    """The fake push service in its own process pinned to `cpu` (stopped by `cleanup`), once it answers."""
+    port = free_port()
+    process = await spawn(
+        cpu, python(), str(SELF), "--fake-service", str(port), env=dict(os.environ), stdin=asyncio.subprocess.DEVNULL
+    )
+    cleanup.push_async_callback(stop, process)
+    fake = Fake(port)
+    for _ in range(100):
+        with contextlib.suppress(OSError):
+            await fake.call("GET", "/control/pushes?since=0")
+            return fake
+        await asyncio.sleep(0.1)
+    raise BenchFailure(f"the fake push service did not answer on :{port}")
+
+
 @contextlib.asynccontextmanager
 async def running(options: Options, workdir: Path) -> AsyncIterator[tuple[Api, Fake, int]]:
     async with contextlib.AsyncExitStack() as cleanup:
-        fake_port = free_port()
-        fake_process = await spawn(
-            options.cpu_client,
-            python(),
-            str(SELF),
-            "--fake-service",
-            str(fake_port),
-            env=dict(os.environ),
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        cleanup.push_async_callback(stop, fake_process)
+        fake = await start_fake(options.cpu_client, cleanup)
         port = free_port()
         api_key = f"ock_{secrets.token_urlsafe(32)}"
         log_path = workdir / f"server-{options.stack}.log"
@@ -323,13 +329,7 @@ async def running(options: Options, workdir: Path) -> AsyncIterator[tuple[Api, F
         await wait_ready(server, port, log_path)
         api = Api(port, api_key, options.connections)
         await api.open()
-        fake = Fake(fake_port)
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                await (await Connection.open(HOST, fake_port)).request("GET", "/control/pushes?since=0")
-                break
-            await asyncio.sleep(0.1)
-        print(f"  server pid {server.pid} on :{port}, fake push service on :{fake_port}", file=sys.stderr)
+        print(f"  server pid {server.pid} on :{port}, fake push service on :{fake.port}", file=sys.stderr)
         yield api, fake, server.pid
         if server.returncode is not None:
             raise BenchFailure(f"the server exited with {server.returncode}:\n{log_tail(log_path)}")
@@ -414,24 +414,8 @@ def api_bench(devices: int, argv: list[str]) -> int:
     @contextlib.asynccontextmanager
     async def with_devices(stack: Any, options: Any, workdir: Path) -> AsyncIterator[Any]:
         async with contextlib.AsyncExitStack() as cleanup:
-            fake_port = free_port()
-            fake_process = await spawn(
-                options.cpu_client,
-                python(),
-                str(SELF),
-                "--fake-service",
-                str(fake_port),
-                env=dict(os.environ),
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-            cleanup.push_async_callback(stop, fake_process)
+            fake = await start_fake(options.cpu_client, cleanup)
             server = await cleanup.enter_async_context(plain_server(stack, options, workdir))
-            fake = Fake(fake_port)
-            for _ in range(100):
-                with contextlib.suppress(OSError):
-                    await fake.new_pushes()
-                    break
-                await asyncio.sleep(0.1)
             client = Api(server.port, server.api_key, 1)
             await client.open()
             key = (await client.ok("GET", "/api/v1/push/vapid-public-key"))["key"]
@@ -439,7 +423,7 @@ def api_bench(devices: int, argv: list[str]) -> int:
                 await client.ok(
                     "POST", "/api/v1/push/subscriptions", await fake.call("POST", "/control/subscribe", {"key": key})
                 )
-            print(f"  {devices} push subscriptions on the fake push service :{fake_port}", file=sys.stderr)
+            print(f"  {devices} push subscriptions on the fake push service :{fake.port}", file=sys.stderr)
             yield server
             rows, refused = await fake.new_pushes()
             print(f"  the fake push service received {len(rows)} pushes, refused {len(refused)}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,9 +17,10 @@ def executable() -> str | None:
     return str(venv) if venv.exists() else shutil.which("py-spy")
 
 
-def record_command(pyspy: str, pid: int, seconds: float, output: Path) -> list[str]:
-    # Not --nonblocking: reading a running process tears a third of the stacks here (they lose their
-    # root frames, so inclusive shares come out low). Pausing it 100 times a second costs a few percent.
+def record_command(pyspy: str, pid: int, seconds: float, output: Path, *, nonblocking: bool = False) -> list[str]:
+    # By default not --nonblocking: reading a running process tears a third of the stacks here (they
+    # lose their root frames, so inclusive shares come out low). Pausing it 100 times a second costs a
+    # few percent; a latency measurement (bench/fanout.py) takes the torn stacks instead.
     return [
         pyspy,
         "record",
@@ -32,6 +34,7 @@ def record_command(pyspy: str, pid: int, seconds: float, output: Path) -> list[s
         "raw",
         "--output",
         str(output),
+        *(["--nonblocking"] if nonblocking else []),
     ]
 
 
@@ -41,16 +44,22 @@ def _function(frame: str) -> str:
     return frame.replace(str(ROOT) + "/", "").replace("site-packages/", "")
 
 
+def _samples(path: Path) -> Iterator[tuple[str, int]]:
+    """Each stack of py-spy's raw output (frames joined by `;`) with its sample count; none if no file."""
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack, int(count_text)
+
+
 def top_functions(path: Path, limit: int = 15) -> tuple[int, list[tuple[str, float, float]]]:
     """Total samples, and the functions with the most self time: `(function, self %, total %)`."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in _samples(path):
         frames = [_function(frame) for frame in stack.split(";")]
         # The first frame is the thread (`process 123:"python"` or `thread (0x…)`), not code.
         code = frames[1:] or frames
@@ -66,11 +75,7 @@ def hot_paths(path: Path, needles: dict[str, str]) -> dict[str, float]:
     """Share of samples whose stack passes through a frame containing each needle (inclusive %)."""
     hits: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in _samples(path):
         total += count
         for label, needle in needles.items():
             if needle in stack:
