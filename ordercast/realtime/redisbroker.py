@@ -246,7 +246,7 @@ class RedisBroker(Running):
                 logger.warning("broker feed interrupted (%s); reconnecting", exc or type(exc).__name__)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    await pubsub.aclose()
             await asyncio.sleep(backoff(failures, base=self._reconnect_base, cap=self._reconnect_cap))
 
     def _key(self, kind: str, name: str) -> str:
