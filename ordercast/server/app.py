@@ -26,29 +26,28 @@ from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError
 from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
 from ordercast.models.db import SchemaBehind, pending_migrations, tortoise_config, upgrade
 from ordercast.notify import planning
+from ordercast.notify.delivery_alerts import DeliveryAlerts
 from ordercast.notify.dispatch import Dispatcher
 from ordercast.notify.limits import Limiter, MemoryLimiter, RedisLimiter
 from ordercast.notify.push import CurrentKey, PushChannel
 from ordercast.notify.queue import DeliveryQueue
 from ordercast.notify.telegram import TelegramChannel
 from ordercast.notify.templates import Shop
+from ordercast.notify.wakeups import EventWakeups
 from ordercast.realtime.broker import create_broker
 from ordercast.realtime.hub import Hub
 from ordercast.realtime.publisher import Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
-from ordercast.server import api, deliveries, notifications, ops, pages, webhooks
-from ordercast.server import push as push_routes
-from ordercast.server import telegram as telegram_routes
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
-from ordercast.server.deliveries import DeliveryAlerts, EventWakeups
 from ordercast.server.limits import BodyLimit
 from ordercast.server.metrics import Metrics, RequestMetrics
-from ordercast.server.notifications import NotificationExpiry
+from ordercast.server.routes import ROUTES, pages
 from ordercast.server.runtime import Runtime, runtime
 from ordercast.server.signatures import StandardWebhooks, StripeSignatures
 from ordercast.services import push as push_service
 from ordercast.services.accounts import KeyRing, ensure_admin, service_admin, shared_secret
+from ordercast.services.notifications import NotificationExpiry
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
 from ordercast.services.payments import Payments
@@ -235,14 +234,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"runtime": state}
 
     routes = [
-        *api.routes,
-        *deliveries.routes,
-        *notifications.routes,
-        *push_routes.routes,
-        *telegram_routes.routes,
-        *webhooks.routes,
-        *ops.routes,
-        *pages.routes,
+        *ROUTES,
         Route(
             "/api/v1/events",
             sse_endpoint(hub, stream_channel, settings.ping_interval, send_timeout=settings.send_timeout),

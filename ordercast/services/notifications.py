@@ -6,8 +6,10 @@ Every change that moves an admin's unread count writes an event carrying the new
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
@@ -17,10 +19,14 @@ from ordercast.errors import NotFound
 from ordercast.events import Event
 from ordercast.ids import is_id, new_id
 from ordercast.models import AdminUser, Category, Notification, NotificationPreference
+from ordercast.realtime.backoff import backoff
+from ordercast.running import Loop
 from ordercast.services import inbox
 from ordercast.services.outbox import Publish, record_event
 from ordercast.services.schemas import PreferencesUpdate
 from ordercast.services.sql import Statement
+
+logger = logging.getLogger("ordercast.notifications")
 
 CHANNELS = ("push", "in_app")
 
@@ -170,3 +176,31 @@ async def set_preferences(user_id: str, update: PreferencesUpdate) -> dict[str, 
             changes = ", ".join(f"{channel} = excluded.{channel}" for channel in named)
             await statement.run(_UPSERT.replace("{values}", values).replace("{changes}", changes))
     return await preferences(user_id)
+
+
+class NotificationExpiry(Loop):
+    """Deletes notifications older than the retention, every `interval` seconds (in every process:
+    each deletes rows the others haven't locked)."""
+
+    name = "ordercast.notifications.expiry"
+
+    def __init__(self, publish: Publish, *, retention: float, interval: float) -> None:
+        self._publish = publish
+        self._retention = timedelta(seconds=retention)
+        self._interval = interval
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            delay = self._interval
+            try:
+                expired = await expire(datetime.now(UTC) - self._retention, publish=self._publish)
+            except Exception:
+                failures += 1
+                delay = backoff(failures, base=min(self._interval, 1.0), cap=self._interval)
+                logger.exception("expiring old notifications failed; retrying in %.1f s", delay)
+            else:
+                failures = 0
+                if expired:
+                    logger.info("deleted %d notification(s) past their retention", expired)
+            await asyncio.sleep(delay)

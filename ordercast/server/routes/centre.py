@@ -1,22 +1,17 @@
-"""The notification centre, alerts and preferences over HTTP, and the expiry of old notifications."""
+"""The notification centre, alerts and preferences over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ordercast.realtime.backoff import backoff
-from ordercast.running import Loop
 from ordercast.server.http import JSON, read_model
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_bool, parse_limit
 from ordercast.server.runtime import Runtime, runtime
 from ordercast.services import alerts, notifications
-from ordercast.services.outbox import Publish
 from ordercast.services.schemas import AlertResolution, PreferencesUpdate
 
 logger = logging.getLogger("ordercast.notifications")
@@ -114,31 +109,3 @@ routes = [
     Route("/api/v1/me/preferences", get_preferences, methods=["GET"]),
     Route("/api/v1/me/preferences", put_preferences, methods=["PUT"]),
 ]
-
-
-class NotificationExpiry(Loop):
-    """Deletes notifications older than the retention, every `interval` seconds (in every process:
-    each deletes rows the others haven't locked)."""
-
-    name = "ordercast.notifications.expiry"
-
-    def __init__(self, publish: Publish, *, retention: float, interval: float) -> None:
-        self._publish = publish
-        self._retention = timedelta(seconds=retention)
-        self._interval = interval
-
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            delay = self._interval
-            try:
-                expired = await notifications.expire(datetime.now(UTC) - self._retention, publish=self._publish)
-            except Exception:
-                failures += 1
-                delay = backoff(failures, base=min(self._interval, 1.0), cap=self._interval)
-                logger.exception("expiring old notifications failed; retrying in %.1f s", delay)
-            else:
-                failures = 0
-                if expired:
-                    logger.info("deleted %d notification(s) past their retention", expired)
-            await asyncio.sleep(delay)

@@ -15,7 +15,7 @@ from ordercast.server.auth import SESSION_COOKIE
 from ordercast.server.runtime import runtime
 from ordercast.services.accounts import login
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = Path(__file__).resolve().parents[2] / "web"
 templates = Jinja2Templates(directory=WEB / "templates")
 
 

@@ -1,0 +1,58 @@
+"""Deliveries over HTTP: `/api/v1/deliveries` and `/api/v1/deliveries/stats`."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ordercast.errors import Malformed
+from ordercast.models import DeliveryStatus
+from ordercast.server.http import JSON
+from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
+from ordercast.server.runtime import runtime
+from ordercast.services import deliveries
+
+logger = logging.getLogger("ordercast.notify")
+
+
+async def list_deliveries(request: Request) -> Response:
+    await runtime(request).auth.admin(request)
+    query = request.query_params
+    status_text = query.get("status")
+    if status_text is not None and status_text not in DeliveryStatus._value2member_map_:
+        raise Malformed(f"unknown status {status_text!r}", details={"parameter": "status"})
+    channel = query.get("channel")
+    order_id = query.get("order_id")
+    limit = parse_limit(query)
+    filters = {"order_id": order_id, "channel": channel, "status": status_text}
+    cursor = query.get("cursor")
+    before = int(decode_cursor(cursor, filters, prefix="seq")) if cursor else None
+    rows = await deliveries.page(
+        order_id=order_id,
+        channel=channel,
+        status=DeliveryStatus(status_text) if status_text else None,
+        limit=limit,
+        before_seq=before,
+    )
+    page, more = rows[:limit], len(rows) > limit
+    return JSON(
+        {
+            "items": [row.as_json() for row in page],
+            "next_cursor": encode_cursor(str(page[-1].seq), filters) if more else None,
+        }
+    )
+
+
+async def delivery_stats(request: Request) -> Response:
+    await runtime(request).auth.admin(request)
+    stats = await deliveries.stats()
+    return JSON({channel: figures.as_json() for channel, figures in stats.items()})
+
+
+routes = [
+    Route("/api/v1/deliveries", list_deliveries, methods=["GET"]),
+    Route("/api/v1/deliveries/stats", delivery_stats, methods=["GET"]),
+]
