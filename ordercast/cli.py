@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
+from pydantic import ValidationError
 from tortoise import Tortoise
 
 from ordercast.config import Settings
@@ -212,7 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad variable, naming it as the operator set it; never the value (it may be a secret).
+        for error in exc.errors():
+            name = "ORDERCAST_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"ordercast: {name}: {error['msg']}", file=sys.stderr)
+        return 2
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
     if not getattr(args, "serves", False):
         # A command whose output is piped (`ordercast vapid | head`) ends quietly when the reader goes.

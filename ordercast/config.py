@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """ordercast's configuration (environment variables prefixed `ORDERCAST_`)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDERCAST_", extra="ignore", frozen=True)
+    # A variable that is set but empty counts as unset: compose files pass `VAR=` for "not configured".
+    model_config = SettingsConfigDict(env_prefix="ORDERCAST_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     database_url: str = "sqlite://./ordercast.db"
     redis_url: str | None = None
@@ -103,6 +104,16 @@ class Settings(BaseSettings):
         # RFC 8292: how a push service reaches the sender, a mailto: or an https: URI.
         if not re.fullmatch(r"(mailto:[^@\s]+@[^@\s]+|https://\S+)", value):
             raise ValueError("must be a mailto: address or an https:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # It signs sessions and customer tokens: a short one can be guessed offline from any token.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "must be at least 32 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
         return value
 
     @field_validator("telegram_webhook_secret")

@@ -83,3 +83,28 @@ def test_the_server_survives_writing_to_a_client_that_hung_up(server: ServerProc
     status = Path(f"/proc/{server.process.pid}/status").read_text()
     ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.M)[1], 16)  # type: ignore[index]
     assert ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE must be ignored by the server"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ORDERCAST_SECRET_KEY": "short-secret"}, "ORDERCAST_SECRET_KEY: Value error, must be at least 32 characters"),
+        ({"ORDERCAST_PORT": "eighty"}, "ORDERCAST_PORT: Input should be a valid integer"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable_never_its_value(env: dict[str, str], message: str) -> None:
+    result = ordercast("migrate", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"ordercast: {message}")
+    assert "Traceback" not in result.stderr
+    assert "short-secret" not in result.stderr
+
+
+def test_a_variable_set_but_empty_counts_as_unset(tmp_path: Path) -> None:
+    env = {
+        "ORDERCAST_DATABASE_URL": f"sqlite://{tmp_path / 'empty.db'}",
+        "ORDERCAST_PORT": "",
+        "ORDERCAST_SECRET_KEY": "",
+    }
+    result = ordercast("migrate", env=env)
+    assert result.returncode == 0, result.stderr
