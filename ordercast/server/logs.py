@@ -6,15 +6,23 @@ import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 
-# `token=` (customer tokens for EventSource) and anything else secret-looking in a query string.
-_SECRET_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|key|secret|password)=)[^&;\s\"]*", re.IGNORECASE)
+# A query parameter: its name (in any spelling: `%74oken` is `token`) and its value.
+_QUERY_PARAMETER = re.compile(r"((?:^|[?&;\s])([^=&;\s\"?]+)=)([^&;\s\"]*)")
+# `token=` (customer tokens for EventSource) and anything else secret-looking.
+_SECRET_NAMES = frozenset({"token", "key", "secret", "password", "api_key", "access_token"})
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    name = unquote_plus(unquote_plus(match.group(2))).strip().lower()
+    return f"{match.group(1)}[redacted]" if name in _SECRET_NAMES else match.group(0)
 
 
 def redact(text: str) -> str:
-    return _SECRET_QUERY.sub(r"\1[redacted]", text)
+    return _QUERY_PARAMETER.sub(_redact_parameter, text)
 
 
 class RedactSecrets(logging.Filter):
@@ -26,6 +34,15 @@ class RedactSecrets(logging.Filter):
         elif isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
+
+
+def redact_server_logs() -> None:
+    """Redact query secrets on uvicorn's loggers whoever configured them (`uvicorn --factory` uses its own
+    logging config, not ours): a filter on the logger itself sees every record logged there."""
+    for name in ("uvicorn.access", "uvicorn.error", "ordercast"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactSecrets) for existing in logger.filters):
+            logger.addFilter(RedactSecrets())
 
 
 class JsonFormatter(logging.Formatter):
