@@ -41,6 +41,7 @@ from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
 from ordercast.server.limits import BodyLimit
+from ordercast.server.logs import redact_server_logs
 from ordercast.server.metrics import Metrics, RequestMetrics
 from ordercast.server.routes import ROUTES, pages
 from ordercast.server.runtime import Runtime, runtime
@@ -83,6 +84,7 @@ async def stream_channel(conn: HTTPConnection) -> str:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ordercast ASGI app; with no settings, read them from the environment now."""
     settings = settings or Settings()
+    redact_server_logs()
     metrics = Metrics()
     # Built here (not connected until the lifespan starts them) so the stream routes can hold the hub.
     broker = create_broker(
