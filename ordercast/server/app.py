@@ -40,6 +40,7 @@ from ordercast.realtime.publisher import Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
+from ordercast.server.headers import SecurityHeaders
 from ordercast.server.limits import BodyLimit
 from ordercast.server.logs import redact_server_logs
 from ordercast.server.metrics import Metrics, RequestMetrics
@@ -247,6 +248,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     middleware = [
         Middleware(RequestMetrics, metrics=metrics),
+        Middleware(SecurityHeaders, https=settings.secure_cookies),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
     ]
     app = Starlette(
