@@ -47,5 +47,8 @@ def parse_model(model: type[BodyT], value: dict[str, Any]) -> BodyT:
         raise Invalid(summary, details={"fields": fields}) from None
 
 
-async def read_model(request: Request, model: type[BodyT]) -> BodyT:
+async def read_model(request: Request, model: type[BodyT], *, optional: bool = False) -> BodyT:
+    """The body validated as `model`; with `optional`, no body (or only white space) means `model()`."""
+    if optional and not (await request.body()).strip():
+        return model()
     return parse_model(model, await read_object(request))

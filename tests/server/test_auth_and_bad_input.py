@@ -248,6 +248,14 @@ async def test_stream_token_ttl_outside_bounds_is_422(client: httpx.AsyncClient,
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize("body", [None, b"", b"{}"])
+async def test_stream_token_body_is_optional(client: httpx.AsyncClient, body: bytes | None) -> None:
+    customer = await new_customer(client)
+    response = await client.post(f"/api/v1/customers/{customer['id']}/stream-token", content=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["token"].startswith("oct_")
+
+
 async def test_telegram_link_with_the_bot_off_is_409(client: httpx.AsyncClient) -> None:
     customer = await new_customer(client)
     response = await client.post(f"/api/v1/customers/{customer['id']}/telegram-link")

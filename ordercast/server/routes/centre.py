@@ -82,7 +82,7 @@ async def list_alerts(request: Request) -> Response:
 
 async def resolve_alert(request: Request) -> Response:
     rt, _ = await _admin(request)
-    body = await read_model(request, AlertResolution) if await request.body() else AlertResolution()
+    body = await read_model(request, AlertResolution, optional=True)
     alert = await alerts.resolve_alert(request.path_params["alert_id"], note=body.note, publish=rt.publish)
     return JSON(alert.as_json())
 

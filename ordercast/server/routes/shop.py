@@ -36,7 +36,7 @@ async def get_customer_route(request: Request) -> Response:
 async def post_stream_token(request: Request) -> Response:
     rt = runtime(request)
     await rt.auth.admin(request)
-    body = await read_model(request, StreamTokenRequest)
+    body = await read_model(request, StreamTokenRequest, optional=True)
     customer = await get_customer(request.path_params["customer_id"])
     token, expires_at = rt.tokens.issue(customer.id, body.ttl_seconds)
     return JSON({"token": token, "expires_at": format_time(expires_at)}, status_code=201)
