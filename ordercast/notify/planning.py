@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
+
+from ordercast.models.deliveries import DeliveryStatus
+from ordercast.models.lifecycle import TRANSITIONS
 
 TELEGRAM: Final = "telegram"
 PUSH: Final = "push"
@@ -13,20 +16,8 @@ CHANNELS: Final = (TELEGRAM, PUSH)
 # older one (it replaces it, by Topic), but pushes about different orders may pass each other.
 QUEUED_PER_ORDER: Final = frozenset({PUSH})
 
-# Every status a customer hears about: all but the one an order is created in.
-CUSTOMER_STATUSES: Final = frozenset(
-    {
-        "paid",
-        "payment_failed",
-        "expired",
-        "accepted",
-        "packing",
-        "dispatched",
-        "delivered",
-        "cancelled",
-        "refunded",
-    }
-)
+# Every status a customer hears about: every one an order can change to (all but the one it starts in).
+CUSTOMER_STATUSES: Final = frozenset(status for targets in TRANSITIONS.values() for status in targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +53,7 @@ class Planned:
     channel: str
     recipient: str
     locale: str
-    status: Literal["pending", "skipped"] = "pending"
+    status: DeliveryStatus = DeliveryStatus.PENDING
     reason: str | None = None
 
 
@@ -93,14 +84,14 @@ def plan(event_type: str, data: dict[str, Any], audience: Audience) -> list[Plan
                 channel=TELEGRAM,
                 recipient=str(chat.chat_id),
                 locale=chat.locale,
-                status="skipped" if reason else "pending",
+                status=DeliveryStatus.SKIPPED if reason else DeliveryStatus.PENDING,
                 reason=reason,
             )
         )
     for admin in audience.admins:
         # Preferences that turn push off still leave a row per device, `skipped`, so the deliveries
         # list says why a device heard nothing.
-        status: Literal["pending", "skipped"] = "pending" if admin.push else "skipped"
+        status = DeliveryStatus.PENDING if admin.push else DeliveryStatus.SKIPPED
         reason = None if admin.push else "preferences"
         planned.extend(
             Planned(channel=PUSH, recipient=sub, locale="en", status=status, reason=reason)

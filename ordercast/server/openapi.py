@@ -1,26 +1,29 @@
-"""`/api/v1/openapi.json`, built in one place from the pydantic models that validate the bodies."""
+"""`/api/v1/openapi.json`, generated from the app's route table: each route carries its own operation.
+
+A route module lists `ApiRoute("GET", "/api/v1/orders/{ref}", get_order, Operation("Get an order", ok=Order))`;
+`build_openapi(app.routes)` walks the table, so a route can't be missing from the document. A plain
+Starlette route still appears (tagged `undocumented`, with what its endpoint's docstring says).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from enum import Enum
+from http import HTTPStatus
+from typing import Any
+from weakref import WeakKeyDictionary
 
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from ordercast import __version__
-from ordercast.services.payments import PaymentNotice
-from ordercast.services.schemas import (
-    AlertResolution,
-    NewCustomer,
-    NewOrder,
-    NewPushSubscription,
-    OrderPatch,
-    PreferencesUpdate,
-    PushEndpoint,
-    StatusChange,
-    StatusName,
-    StreamTokenRequest,
-)
+
+JSON_MEDIA = "application/json"
+Schema = dict[str, Any]
 
 
 class ErrorBody(BaseModel):
@@ -33,494 +36,191 @@ class Error(BaseModel):
     error: ErrorBody
 
 
-class Customer(BaseModel):
-    id: str
-    external_id: str
-    name: str
-    email: str | None
-    locale: str
-    telegram_linked: bool
-    created_at: str
-
-
-class Item(BaseModel):
-    sku: str
-    name: str
-    quantity: int
-    unit_price: str
-    total: str
-
-
-class Order(BaseModel):
-    id: str
-    number: str
-    customer_id: str
-    status: StatusName
-    currency: str
-    total: str
-    items: list[Item]
-    tracking_number: str | None
-    note: str | None
-    version: int
-    created_at: str
-    updated_at: str
-
-
-class OrderPage(BaseModel):
-    items: list[Order]
-    next_cursor: str | None
-    position: str
-
-
-class Event(BaseModel):
-    id: str
-    type: str
-    occurred_at: str
-    data: dict[str, Any]
-
-
-class EventList(BaseModel):
-    items: list[Event]
-
-
-class Review(BaseModel):
-    id: str
-    order_id: str
-    customer_id: str
-    stars: int
-    comment: str | None
-    created_at: str
-
-
-class ReviewList(BaseModel):
-    items: list[Review]
-
-
-class StreamToken(BaseModel):
-    token: str
-    expires_at: str
-
-
-class TelegramLink(BaseModel):
-    url: str
-    token: str
-    expires_at: str
-
-
-class TelegramUpdate(BaseModel):
-    """A Telegram Update object, as the Bot API posts it to a webhook."""
-
-    model_config = {"extra": "allow"}
-    update_id: int
-
-
-class WebhookAnswer(BaseModel):
-    ok: bool
-
-
-DeliveryStatusName = Literal["pending", "sending", "sent", "retrying", "failed", "skipped"]
-
-
-class Delivery(BaseModel):
-    id: str
-    event_id: str
-    order_id: str | None
-    channel: str
-    recipient: str
-    status: DeliveryStatusName
-    attempts: int
-    last_error: str | None
-    created_at: str
-    sent_at: str | None
-
-
-class DeliveryPage(BaseModel):
-    items: list[Delivery]
-    next_cursor: str | None
-
-
-class ChannelStats(BaseModel):
-    sent: int
-    failed: int
-    pending: int
-    retried: int
-    p50_seconds: float | None
-    p95_seconds: float | None
-
-
-class DeliveryStats(RootModel[dict[str, ChannelStats]]):
-    """Per channel (`telegram`, `push`)."""
-
-
-class WebhookResult(BaseModel):
-    status: Literal["applied", "duplicate", "ignored"]
-    order: Order | None = None
-
-
-CategoryName = Literal["orders", "payments", "alerts", "system"]
-
-
-class Notification(BaseModel):
-    id: str
-    category: CategoryName
-    priority: Literal["low", "normal", "high", "critical"]
-    title: str
-    body: str
-    url: str | None
-    order_id: str | None
-    read_at: str | None
-    created_at: str
-
-
-class NotificationPage(BaseModel):
-    items: list[Notification]
-    next_cursor: str | None
-
-
-class UnreadCount(BaseModel):
-    count: int
-
-
-class Alert(BaseModel):
-    id: str
-    key: str
-    severity: Literal["info", "warning", "error", "critical"]
-    title: str
-    message: str
-    occurrences: int
-    first_seen: str
-    last_seen: str
-    resolved_at: str | None
-    resolution_note: str | None
-
-
-class AlertPage(BaseModel):
-    items: list[Alert]
-    next_cursor: str | None
-
-
-class Channels(BaseModel):
-    push: bool
-    in_app: bool
-
-
-class Preferences(BaseModel):
-    orders: Channels
-    payments: Channels
-    alerts: Channels
-    system: Channels
-
-
-class VapidPublicKey(BaseModel):
-    key: str
-
-
-class PushSubscription(BaseModel):
-    id: str
-    endpoint: str
-    expires_at: str | None
-    created_at: str
-
-
-class PushTest(BaseModel):
-    queued: int
-
-
-_MODELS: list[type[BaseModel]] = [
-    NotificationPage,
-    UnreadCount,
-    AlertPage,
-    AlertResolution,
-    Preferences,
-    PreferencesUpdate,
-    VapidPublicKey,
-    NewPushSubscription,
-    PushEndpoint,
-    PushSubscription,
-    PushTest,
-    PaymentNotice,
-    WebhookResult,
-    NewCustomer,
-    NewOrder,
-    OrderPatch,
-    StatusChange,
-    StreamTokenRequest,
-    Error,
-    Customer,
-    Order,
-    OrderPage,
-    EventList,
-    ReviewList,
-    StreamToken,
-    TelegramLink,
-    TelegramUpdate,
-    WebhookAnswer,
-    DeliveryPage,
-    DeliveryStats,
-]
+# Every operation may answer these, as `Error`.
 _ERRORS = {
-    "400": "malformed request",
-    "401": "missing or invalid credentials",
-    "403": "these credentials do not allow this",
-    "404": "not found",
-    "409": "conflict",
-    "413": "body too large",
-    "422": "invalid fields",
-    "429": "rate limited",
+    400: "malformed request",
+    401: "missing or invalid credentials",
+    403: "these credentials do not allow this",
+    404: "not found",
+    409: "conflict",
+    413: "body too large",
+    422: "invalid fields",
+    429: "rate limited",
 }
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+@dataclasses.dataclass(frozen=True, slots=True)
+class Operation:
+    """One route's OpenAPI operation: what it does, what it takes, and what it answers on success."""
+
+    summary: str
+    # The success answer's body: a model, a JSON schema, or None (a string, unless the media type is JSON).
+    ok: type[BaseModel] | Schema | None = None
+    status: int = 200
+    # More statuses answering the same kind of body (200 for "created, or the existing one"; 503; 401).
+    also: tuple[int, ...] = ()
+    media_type: str = JSON_MEDIA
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    body_media_type: str = JSON_MEDIA
+    # Query and header parameters; a path's `{name}`s are added unless given here (to describe them).
+    params: Sequence[Schema] = ()
+    # No credentials needed.
+    public: bool = False
+    # The area it is listed under: by default the endpoint's module (`shop`, `centre`, `pages`, …).
+    tag: str | None = None
 
 
-def _json(model: type[BaseModel]) -> dict[str, Any]:
-    return {"application/json": {"schema": _ref(model)}}
+def _area(endpoint: object) -> str:
+    module = getattr(endpoint, "__module__", None) or type(endpoint).__module__
+    return str(module).rsplit(".", 1)[-1]
 
 
-def _operation(
-    summary: str,
-    *,
-    ok: tuple[int, type[BaseModel]] | None,
-    body: type[BaseModel] | None = None,
-    params: list[dict[str, Any]] | None = None,
-    extra_ok: tuple[int, type[BaseModel]] | None = None,
-    body_required: bool = True,
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {code: {"description": text, "content": _json(Error)} for code, text in _ERRORS.items()}
-    if ok is not None:
-        responses[str(ok[0])] = {"description": "success", "content": _json(ok[1])}
-    if extra_ok is not None:
-        responses[str(extra_ok[0])] = {"description": "success", "content": _json(extra_ok[1])}
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if body is not None:
-        operation["requestBody"] = {"required": body_required, "content": _json(body)}
-    if params:
-        operation["parameters"] = params
-    return operation
+class ApiRoute(Route):
+    """A Starlette `Route` for one method that carries its OpenAPI `Operation`."""
+
+    def __init__(self, method: str, path: str, endpoint: Callable[..., Any], operation: Operation) -> None:
+        super().__init__(path, endpoint, methods=[method])
+        self.operation = operation if operation.tag else dataclasses.replace(operation, tag=_area(endpoint))
 
 
-def _no_content(operation: dict[str, Any]) -> dict[str, Any]:
-    operation["responses"]["204"] = {"description": "done, nothing to return"}
-    return operation
+class ApiWebSocketRoute(WebSocketRoute):
+    """A Starlette `WebSocketRoute` that carries its `Operation` (documented as the GET handshake, 101)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], operation: Operation) -> None:
+        super().__init__(path, endpoint)
+        self.operation = operation if operation.tag else dataclasses.replace(operation, tag=_area(endpoint))
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string"},
-    }
+def in_path(name: str, description: str | None = None) -> Schema:
+    described = {"description": description} if description else {}
+    return {"name": name, "in": "path", "required": True, **described, "schema": {"type": "string"}}
 
 
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+def in_query(name: str, schema: Schema) -> Schema:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
-Method = Literal["get", "post", "patch", "delete", "put"]
+def in_header(name: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "header", "required": False, "schema": schema}
 
 
-def build_openapi() -> dict[str, Any]:
-    _, definitions = models_json_schema(
-        [(model, "validation") for model in _MODELS], ref_template="#/components/schemas/{model}"
+def choices(vocabulary: type[Enum]) -> Schema:
+    """A string schema allowing each value of `vocabulary` (an enum from `ordercast.models`)."""
+    return {"type": "string", "enum": [member.value for member in vocabulary]}
+
+
+LIMIT = in_query("limit", {"type": "integer", "minimum": 1, "maximum": 200})
+CURSOR = in_query("cursor", {"type": "string"})
+PAGE = (LIMIT, CURSOR)
+
+# The event streams, for the routes `create_app` builds (they hold the app's hub).
+_RESUME = {"type": "string", "description": "resume after this event id (an unknown one answers a `reset`)"}
+_STREAM_PARAMS = (
+    in_query("last_event_id", _RESUME),
+    in_query("token", {"type": "string", "description": "a customer token (browsers' streams can't set headers)"}),
+)
+EVENT_STREAM = Operation(
+    "The caller's event stream as Server-Sent Events (admins: every event; a customer token: their own)",
+    media_type="text/event-stream",
+    params=(*_STREAM_PARAMS, in_header("Last-Event-ID", _RESUME)),
+    tag="streams",
+)
+EVENT_SOCKET = Operation(
+    "The caller's event stream over a WebSocket, one event per text frame",
+    status=101,
+    params=_STREAM_PARAMS,
+    tag="streams",
+)
+
+
+def _undocumented(route: Route | WebSocketRoute, status: int) -> Operation:
+    doc = getattr(route.endpoint, "__doc__", None) or ""
+    return Operation(doc.strip().split("\n")[0] or route.name, status=status, tag="undocumented")
+
+
+def _operations(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str, Operation]]:
+    """(path, method, operation) for each method of each route; Starlette's implied HEAD is left implied."""
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from _operations(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            operation = route.operation if isinstance(route, ApiRoute) else _undocumented(route, 200)
+            for method in sorted(set(route.methods or ()) - {"HEAD"}):
+                yield prefix + route.path, method.lower(), operation
+        elif isinstance(route, WebSocketRoute):
+            operation = route.operation if isinstance(route, ApiWebSocketRoute) else _undocumented(route, 101)
+            yield prefix + route.path, "get", operation
+
+
+def _has_content(status: int) -> bool:
+    # A 1xx, a 204 and a redirect answer with no body.
+    return status >= 200 and status != 204 and not 300 <= status < 400
+
+
+def _render(path: str, operation: Operation, schema: Callable[[type[BaseModel] | Schema], Schema]) -> Schema:
+    responses: Schema = {}
+    for status in (operation.status, *operation.also):
+        answer: Schema = {"description": HTTPStatus(status).phrase}
+        body = operation.ok if operation.ok is not None else {"type": "string"}
+        if _has_content(status) and (operation.ok is not None or operation.media_type != JSON_MEDIA):
+            answer["content"] = {operation.media_type: {"schema": schema(body)}}
+        responses[str(status)] = answer
+    for code, text in _ERRORS.items():
+        responses.setdefault(str(code), {"description": text, "content": {JSON_MEDIA: {"schema": schema(Error)}}})
+    given = {param["name"] for param in operation.params if param["in"] == "path"}
+    params = [
+        *(in_path(name) for name in re.findall(r"{(\w+)[^}]*}", path) if name not in given),
+        *operation.params,
+    ]
+    rendered: Schema = {"tags": [operation.tag], "summary": operation.summary, "responses": responses}
+    if params:
+        rendered["parameters"] = params
+    if operation.body is not None:
+        content = {operation.body_media_type: {"schema": schema(operation.body)}}
+        rendered["requestBody"] = {"required": operation.body_required, "content": content}
+    if operation.public:
+        rendered["security"] = []
+    return rendered
+
+
+def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI document of a route table (`app.routes`): every method of every route."""
+    found = list(_operations(routes))
+    models: dict[type[BaseModel], None] = {Error: None}
+    for _, _, operation in found:
+        for model in (operation.ok, operation.body):
+            if isinstance(model, type):
+                models[model] = None
+    refs, definitions = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
     )
-    ref = _path("ref", "the order's id, its number, or `#number` percent-encoded")
-    customer = _path("customer_id", "the customer's id")
-    notification = _path("notification_id", "the notification's id")
-    paths: dict[str, dict[Method, dict[str, Any]]] = {
-        "/api/v1/customers": {
-            "post": _operation(
-                "Create a customer (or return the one with this external_id)",
-                ok=(201, Customer),
-                extra_ok=(200, Customer),
-                body=NewCustomer,
-            )
-        },
-        "/api/v1/customers/{customer_id}": {"get": _operation("Get a customer", ok=(200, Customer), params=[customer])},
-        "/api/v1/customers/{customer_id}/stream-token": {
-            "post": _operation(
-                "Issue a customer token for their event stream and orders",
-                ok=(201, StreamToken),
-                body=StreamTokenRequest,
-                params=[customer],
-                body_required=False,
-            )
-        },
-        "/api/v1/customers/{customer_id}/telegram-link": {
-            "post": _operation(
-                "Issue a single-use link that connects a Telegram chat to the customer",
-                ok=(201, TelegramLink),
-                params=[customer],
-            )
-        },
-        "/api/v1/orders": {
-            "post": _operation(
-                "Create an order",
-                ok=(201, Order),
-                body=NewOrder,
-                params=[
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                    }
-                ],
-            ),
-            "get": _operation(
-                "List orders, newest first",
-                ok=(200, OrderPage),
-                params=[
-                    _query("status", {"type": "string", "enum": list(StatusName.__args__)}),  # type: ignore[attr-defined]
-                    _query("customer_id", {"type": "string"}),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-                    _query("cursor", {"type": "string"}),
-                ],
-            ),
-        },
-        "/api/v1/orders/{ref}": {
-            "get": _operation("Get an order", ok=(200, Order), params=[ref]),
-            "patch": _operation(
-                "Change an order's tracking number or note", ok=(200, Order), body=OrderPatch, params=[ref]
-            ),
-        },
-        "/api/v1/orders/{ref}/status": {
-            "post": _operation("Change an order's status", ok=(200, Order), body=StatusChange, params=[ref])
-        },
-        "/api/v1/orders/{ref}/events": {
-            "get": _operation("An order's events, oldest first", ok=(200, EventList), params=[ref])
-        },
-        "/api/v1/webhooks/payments": {
-            "post": {
-                **_operation(
-                    "A payment provider's signed notice (Standard Webhooks, or Stripe-Signature)",
-                    ok=(200, WebhookResult),
-                    body=PaymentNotice,
-                ),
-                "security": [],
-            }
-        },
-        "/api/v1/reviews": {
-            "get": _operation(
-                "Reviews, newest first",
-                ok=(200, ReviewList),
-                params=[_query("order_id", {"type": "string"})],
-            )
-        },
-        "/api/v1/deliveries": {
-            "get": _operation(
-                "Deliveries (outbound messages), newest first",
-                ok=(200, DeliveryPage),
-                params=[
-                    _query("order_id", {"type": "string"}),
-                    _query("channel", {"type": "string"}),
-                    _query("status", {"type": "string", "enum": list(DeliveryStatusName.__args__)}),  # type: ignore[attr-defined]
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-                    _query("cursor", {"type": "string"}),
-                ],
-            )
-        },
-        "/api/v1/deliveries/stats": {
-            "get": _operation("Delivery counts and send latency per channel", ok=(200, DeliveryStats))
-        },
-        "/api/v1/notifications": {
-            "get": _operation(
-                "The caller's notifications, newest first",
-                ok=(200, NotificationPage),
-                params=[
-                    _query("unread", {"type": "boolean"}),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-                    _query("cursor", {"type": "string"}),
-                ],
-            )
-        },
-        "/api/v1/notifications/unread-count": {
-            "get": _operation("How many of the caller's notifications are unread", ok=(200, UnreadCount))
-        },
-        "/api/v1/notifications/read-all": {
-            "post": _operation(
-                "Mark all the caller's notifications read (the unread count after)", ok=(200, UnreadCount)
-            )
-        },
-        "/api/v1/notifications/{notification_id}/read": {
-            "post": _operation("Mark one notification read", ok=(200, Notification), params=[notification])
-        },
-        "/api/v1/notifications/{notification_id}": {
-            "delete": _no_content(_operation("Delete one notification", ok=None, params=[notification]))
-        },
-        "/api/v1/alerts": {
-            "get": _operation(
-                "Alerts, newest first",
-                ok=(200, AlertPage),
-                params=[
-                    _query("resolved", {"type": "boolean"}),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-                    _query("cursor", {"type": "string"}),
-                ],
-            )
-        },
-        "/api/v1/alerts/{alert_id}/resolve": {
-            "post": _operation(
-                "Resolve an open alert (raising its key again opens a new one)",
-                ok=(200, Alert),
-                body=AlertResolution,
-                body_required=False,
-                params=[_path("alert_id", "the alert's id")],
-            )
-        },
-        "/api/v1/me/preferences": {
-            "get": _operation("The caller's channels per category (both on unless turned off)", ok=(200, Preferences)),
-            "put": _operation(
-                "Change the channels named; returns the whole document",
-                ok=(200, Preferences),
-                body=PreferencesUpdate,
-            ),
-        },
-        "/api/v1/push/vapid-public-key": {
-            "get": {**_operation("The VAPID public key to subscribe with", ok=(200, VapidPublicKey)), "security": []}
-        },
-        "/api/v1/push/subscriptions": {
-            "post": _operation(
-                "Store the browser's PushSubscription for the caller (the same endpoint again: 200, updated)",
-                ok=(201, PushSubscription),
-                extra_ok=(200, PushSubscription),
-                body=NewPushSubscription,
-            ),
-            "delete": _no_content(
-                _operation("Delete the caller's subscription with this endpoint", ok=None, body=PushEndpoint)
-            ),
-        },
-        "/api/v1/push/test": {
-            "post": _operation("Push a test notification to each of the caller's subscriptions", ok=(200, PushTest))
-        },
-        "/api/v1/telegram/webhook": {
-            "post": {
-                **_operation(
-                    "Telegram's webhook (checked by X-Telegram-Bot-Api-Secret-Token)",
-                    ok=(200, WebhookAnswer),
-                    body=TelegramUpdate,
-                    params=[
-                        {
-                            "name": "X-Telegram-Bot-Api-Secret-Token",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                ),
-                "security": [],
-            }
-        },
-    }
+
+    def schema(model: type[BaseModel] | Schema) -> Schema:
+        return dict(refs[(model, "validation")]) if isinstance(model, type) else model
+
+    paths: dict[str, Schema] = {}
+    for path, method, operation in found:
+        # OpenAPI paths name their parameters bare: Starlette's `{id:int}` is `{id}`.
+        bare = re.sub(r"{(\w+):\w+}", r"{\1}", path)
+        paths.setdefault(bare, {})[method] = _render(bare, operation, schema)
     return {
         "openapi": "3.1.0",
         "info": {"title": "ordercast", "version": __version__},
         "paths": paths,
         "components": {
-            "schemas": definitions["$defs"],
+            "schemas": definitions.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
     }
+
+
+_documents: WeakKeyDictionary[Starlette, dict[str, Any]] = WeakKeyDictionary()
+
+
+def openapi_document(app: Starlette) -> dict[str, Any]:
+    """`app`'s document, built on first use (its route table is complete by then) and kept."""
+    if app not in _documents:
+        _documents[app] = build_openapi(app.routes)
+    return _documents[app]

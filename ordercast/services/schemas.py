@@ -1,26 +1,12 @@
-"""The inputs of the use cases, as pydantic models: they validate API bodies and feed openapi.json."""
+"""The API's shapes as pydantic models: the inputs validate bodies, the outputs document answers in openapi.json."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from ordercast.models import OrderStatus
-
-StatusName = Literal[
-    "pending_payment",
-    "paid",
-    "payment_failed",
-    "expired",
-    "accepted",
-    "packing",
-    "dispatched",
-    "delivered",
-    "cancelled",
-    "refunded",
-]
-assert set(StatusName.__args__) == {s.value for s in OrderStatus}  # type: ignore[attr-defined]
+from ordercast.models import Category, DeliveryStatus, OrderStatus, Priority, Severity
 
 # A decimal string, never a JSON number: floats can't carry money exactly.
 DecimalString = Annotated[str, Field(pattern=r"^[0-9]{1,16}(\.[0-9]{1,4})?$", examples=["25.90"])]
@@ -65,7 +51,8 @@ class OrderPatch(Body):
 
 
 class StatusChange(Body):
-    status: StatusName
+    # Not strict: a JSON string is never an enum instance; unknown names fail as "Input should be 'paid', …".
+    status: Annotated[OrderStatus, Field(strict=False)]
     tracking_number: str | None = Field(default=None, max_length=255)
     note: str | None = Field(default=None, max_length=2000)
 
@@ -111,3 +98,213 @@ class PreferencesUpdate(Body):
 
 class AlertResolution(Body):
     note: str | None = Field(default=None, max_length=2000)
+
+
+class TelegramUpdate(BaseModel):
+    """A Telegram Update object, as the Bot API posts it to a webhook."""
+
+    model_config = ConfigDict(extra="allow")
+    update_id: int
+
+
+class LoginForm(BaseModel):
+    """`POST /login`, form-encoded: the dashboard's sign-in."""
+
+    email: str
+    password: str
+    next: str | None = None
+
+
+# What the API answers, as the models' `as_json` build it: these only document the answers.
+
+
+class Customer(BaseModel):
+    id: str
+    external_id: str
+    name: str
+    email: str | None
+    locale: str
+    telegram_linked: bool
+    created_at: str
+
+
+class Item(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: str
+    total: str
+
+
+class Order(BaseModel):
+    id: str
+    number: str
+    customer_id: str
+    status: OrderStatus
+    currency: str
+    total: str
+    items: list[Item]
+    tracking_number: str | None
+    note: str | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class OrderPage(BaseModel):
+    items: list[Order]
+    next_cursor: str | None
+    position: str
+
+
+class Event(BaseModel):
+    id: str
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    items: list[Event]
+
+
+class Review(BaseModel):
+    id: str
+    order_id: str
+    customer_id: str
+    stars: int
+    comment: str | None
+    created_at: str
+
+
+class ReviewList(BaseModel):
+    items: list[Review]
+
+
+class StreamToken(BaseModel):
+    token: str
+    expires_at: str
+
+
+class TelegramLink(BaseModel):
+    url: str
+    token: str
+    expires_at: str
+
+
+class WebhookAnswer(BaseModel):
+    ok: bool
+
+
+class Delivery(BaseModel):
+    id: str
+    event_id: str
+    order_id: str | None
+    channel: str
+    recipient: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: str
+    sent_at: str | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+class ChannelStats(BaseModel):
+    sent: int
+    failed: int
+    pending: int
+    retried: int
+    p50_seconds: float | None
+    p95_seconds: float | None
+
+
+class DeliveryStats(RootModel[dict[str, ChannelStats]]):
+    """Per channel (`telegram`, `push`)."""
+
+
+class WebhookResult(BaseModel):
+    # services.payments' `Outcome` (that module imports this one, so it can't be imported here).
+    status: Literal["applied", "duplicate", "ignored"]
+    order: Order | None = None
+
+
+class Notification(BaseModel):
+    id: str
+    category: Category
+    priority: Priority
+    title: str
+    body: str
+    url: str | None
+    order_id: str | None
+    read_at: str | None
+    created_at: str
+
+
+class NotificationPage(BaseModel):
+    items: list[Notification]
+    next_cursor: str | None
+
+
+class UnreadCount(BaseModel):
+    count: int
+
+
+class Alert(BaseModel):
+    id: str
+    key: str
+    severity: Severity
+    title: str
+    message: str
+    occurrences: int
+    first_seen: str
+    last_seen: str
+    resolved_at: str | None
+    resolution_note: str | None
+
+
+class AlertPage(BaseModel):
+    items: list[Alert]
+    next_cursor: str | None
+
+
+class Channels(BaseModel):
+    push: bool
+    in_app: bool
+
+
+class Preferences(BaseModel):
+    orders: Channels
+    payments: Channels
+    alerts: Channels
+    system: Channels
+
+
+class VapidPublicKey(BaseModel):
+    key: str
+
+
+class PushSubscription(BaseModel):
+    id: str
+    endpoint: str
+    expires_at: str | None
+    created_at: str
+
+
+class PushTest(BaseModel):
+    queued: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """`ready` (200) or `unavailable` (503), and what was checked."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["ready", "unavailable"]

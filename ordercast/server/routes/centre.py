@@ -6,12 +6,12 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ordercast.server.http import JSON, read_model
+from ordercast.server.openapi import PAGE, ApiRoute, Operation, in_path, in_query
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_bool, parse_limit
 from ordercast.server.runtime import Runtime, runtime
-from ordercast.services import alerts, notifications
+from ordercast.services import alerts, notifications, schemas
 from ordercast.services.schemas import AlertResolution, PreferencesUpdate
 
 logger = logging.getLogger("ordercast.notifications")
@@ -98,14 +98,74 @@ async def put_preferences(request: Request) -> Response:
     return JSON(await notifications.set_preferences(user_id, update))
 
 
+_NOTIFICATION = in_path("notification_id", "the notification's id")
 routes = [
-    Route("/api/v1/notifications", list_notifications, methods=["GET"]),
-    Route("/api/v1/notifications/unread-count", unread_count, methods=["GET"]),
-    Route("/api/v1/notifications/read-all", read_all, methods=["POST"]),
-    Route("/api/v1/notifications/{notification_id}/read", read_one, methods=["POST"]),
-    Route("/api/v1/notifications/{notification_id}", delete_one, methods=["DELETE"]),
-    Route("/api/v1/alerts", list_alerts, methods=["GET"]),
-    Route("/api/v1/alerts/{alert_id}/resolve", resolve_alert, methods=["POST"]),
-    Route("/api/v1/me/preferences", get_preferences, methods=["GET"]),
-    Route("/api/v1/me/preferences", put_preferences, methods=["PUT"]),
+    ApiRoute(
+        "GET",
+        "/api/v1/notifications",
+        list_notifications,
+        Operation(
+            "The caller's notifications, newest first",
+            ok=schemas.NotificationPage,
+            params=[in_query("unread", {"type": "boolean"}), *PAGE],
+        ),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/notifications/unread-count",
+        unread_count,
+        Operation("How many of the caller's notifications are unread", ok=schemas.UnreadCount),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/notifications/read-all",
+        read_all,
+        Operation("Mark all the caller's notifications read (the unread count after)", ok=schemas.UnreadCount),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/notifications/{notification_id}/read",
+        read_one,
+        Operation("Mark one notification read", ok=schemas.Notification, params=[_NOTIFICATION]),
+    ),
+    ApiRoute(
+        "DELETE",
+        "/api/v1/notifications/{notification_id}",
+        delete_one,
+        Operation("Delete one notification", status=204, params=[_NOTIFICATION]),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/alerts",
+        list_alerts,
+        Operation(
+            "Alerts, newest first", ok=schemas.AlertPage, params=[in_query("resolved", {"type": "boolean"}), *PAGE]
+        ),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/alerts/{alert_id}/resolve",
+        resolve_alert,
+        Operation(
+            "Resolve an open alert (raising its key again opens a new one)",
+            ok=schemas.Alert,
+            body=AlertResolution,
+            body_required=False,
+            params=[in_path("alert_id", "the alert's id")],
+        ),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/me/preferences",
+        get_preferences,
+        Operation("The caller's channels per category (both on unless turned off)", ok=schemas.Preferences),
+    ),
+    ApiRoute(
+        "PUT",
+        "/api/v1/me/preferences",
+        put_preferences,
+        Operation(
+            "Change the channels named; returns the whole document", ok=schemas.Preferences, body=PreferencesUpdate
+        ),
+    ),
 ]

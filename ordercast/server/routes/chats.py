@@ -6,13 +6,14 @@ import hmac
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ordercast.bot.app import WEBHOOK_PATH
 from ordercast.errors import Invalid, NotFound, TelegramOff, Unauthenticated, Unavailable
 from ordercast.events import format_time
 from ordercast.server.http import JSON, read_object
+from ordercast.server.openapi import ApiRoute, Operation, in_header, in_path
 from ordercast.server.runtime import runtime
+from ordercast.services import schemas
 from ordercast.services.customers import get_customer
 from ordercast.services.telegram import create_link
 
@@ -51,6 +52,27 @@ async def post_telegram_link(request: Request) -> Response:
 
 
 routes = [
-    Route(WEBHOOK_PATH, webhook, methods=["POST"]),
-    Route("/api/v1/customers/{customer_id}/telegram-link", post_telegram_link, methods=["POST"]),
+    ApiRoute(
+        "POST",
+        WEBHOOK_PATH,
+        webhook,
+        Operation(
+            "Telegram's webhook (checked by X-Telegram-Bot-Api-Secret-Token)",
+            ok=schemas.WebhookAnswer,
+            body=schemas.TelegramUpdate,
+            params=[in_header("X-Telegram-Bot-Api-Secret-Token", {"type": "string"})],
+            public=True,
+        ),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/customers/{customer_id}/telegram-link",
+        post_telegram_link,
+        Operation(
+            "Issue a single-use link that connects a Telegram chat to the customer",
+            ok=schemas.TelegramLink,
+            status=201,
+            params=[in_path("customer_id", "the customer's id")],
+        ),
+    ),
 ]

@@ -6,14 +6,14 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ordercast.errors import Malformed
 from ordercast.models import DeliveryStatus
 from ordercast.server.http import JSON
+from ordercast.server.openapi import PAGE, ApiRoute, Operation, choices, in_query
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
 from ordercast.server.runtime import runtime
-from ordercast.services import deliveries
+from ordercast.services import deliveries, schemas
 
 logger = logging.getLogger("ordercast.notify")
 
@@ -53,6 +53,25 @@ async def delivery_stats(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/deliveries", list_deliveries, methods=["GET"]),
-    Route("/api/v1/deliveries/stats", delivery_stats, methods=["GET"]),
+    ApiRoute(
+        "GET",
+        "/api/v1/deliveries",
+        list_deliveries,
+        Operation(
+            "Deliveries (outbound messages), newest first",
+            ok=schemas.DeliveryPage,
+            params=[
+                in_query("order_id", {"type": "string"}),
+                in_query("channel", {"type": "string"}),
+                in_query("status", choices(DeliveryStatus)),
+                *PAGE,
+            ],
+        ),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/deliveries/stats",
+        delivery_stats,
+        Operation("Delivery counts and send latency per channel", ok=schemas.DeliveryStats),
+    ),
 ]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ordercast.server.http import JSON, read_model
+from ordercast.server.openapi import ApiRoute, Operation
 from ordercast.server.runtime import runtime
-from ordercast.services import push
+from ordercast.services import push, schemas
 from ordercast.services.schemas import NewPushSubscription, PushEndpoint
 
 
@@ -49,8 +49,34 @@ async def post_test(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/push/vapid-public-key", vapid_public_key, methods=["GET"]),
-    Route("/api/v1/push/subscriptions", post_subscription, methods=["POST"]),
-    Route("/api/v1/push/subscriptions", delete_subscription, methods=["DELETE"]),
-    Route("/api/v1/push/test", post_test, methods=["POST"]),
+    ApiRoute(
+        "GET",
+        "/api/v1/push/vapid-public-key",
+        vapid_public_key,
+        Operation("The VAPID public key to subscribe with", ok=schemas.VapidPublicKey, public=True),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/push/subscriptions",
+        post_subscription,
+        Operation(
+            "Store the browser's PushSubscription for the caller (the same endpoint again: 200, updated)",
+            ok=schemas.PushSubscription,
+            status=201,
+            also=(200,),
+            body=NewPushSubscription,
+        ),
+    ),
+    ApiRoute(
+        "DELETE",
+        "/api/v1/push/subscriptions",
+        delete_subscription,
+        Operation("Delete the caller's subscription with this endpoint", status=204, body=PushEndpoint),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/push/test",
+        post_test,
+        Operation("Push a test notification to each of the caller's subscriptions", ok=schemas.PushTest),
+    ),
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 from tortoise import connections
 
 from ordercast.server.http import JSON
-from ordercast.server.openapi import build_openapi
+from ordercast.server.openapi import ApiRoute, Operation, openapi_document
 from ordercast.server.runtime import runtime
+from ordercast.services import schemas
 
 
 async def healthz(request: Request) -> Response:
@@ -40,17 +40,29 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-_OPENAPI = build_openapi()
-
-
 async def openapi(request: Request) -> Response:
     await runtime(request).auth.admin(request)
-    return JSON(_OPENAPI)
+    return JSON(openapi_document(request.app))
 
 
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+    ApiRoute("GET", "/healthz", healthz, Operation("The process is up", ok=schemas.Health, public=True)),
+    ApiRoute(
+        "GET",
+        "/readyz",
+        readyz,
+        Operation(
+            "Whether this process can serve: its database, broker and background loops (503 naming what is not)",
+            ok=schemas.Readiness,
+            also=(503,),
+            public=True,
+        ),
+    ),
+    ApiRoute("GET", "/metrics", metrics, Operation("Prometheus metrics", media_type="text/plain")),
+    ApiRoute(
+        "GET",
+        "/api/v1/openapi.json",
+        openapi,
+        Operation("This document, generated from the routes", ok={"type": "object"}),
+    ),
 ]

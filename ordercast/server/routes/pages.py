@@ -7,12 +7,13 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
-from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from ordercast.errors import CsrfFailed, Malformed
 from ordercast.server.auth import SESSION_COOKIE
+from ordercast.server.openapi import ApiRoute, Operation, in_query
 from ordercast.server.runtime import runtime
+from ordercast.services import schemas
 from ordercast.services.accounts import login
 
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -95,11 +96,47 @@ async def manifest(request: Request) -> Response:
     return FileResponse(WEB / "static" / "manifest.webmanifest", media_type="application/manifest+json")
 
 
+_HTML = "text/html"
 routes = [
-    Route("/login", login_form, methods=["GET"]),
-    Route("/login", login_submit, methods=["POST"]),
-    Route("/logout", logout, methods=["POST"]),
-    Route("/", dashboard, methods=["GET"]),
-    Route("/sw.js", service_worker, methods=["GET"]),
-    Route("/manifest.webmanifest", manifest, methods=["GET"]),
+    ApiRoute(
+        "GET",
+        "/login",
+        login_form,
+        Operation("The sign-in form", media_type=_HTML, params=[in_query("next", {"type": "string"})], public=True),
+    ),
+    ApiRoute(
+        "POST",
+        "/login",
+        login_submit,
+        Operation(
+            "Sign in: 303 to `next` with the session cookie, or 401 and the form again",
+            status=303,
+            also=(401,),
+            media_type=_HTML,
+            body=schemas.LoginForm,
+            body_media_type="application/x-www-form-urlencoded",
+            public=True,
+        ),
+    ),
+    ApiRoute("POST", "/logout", logout, Operation("End the session; 303 to the sign-in form", status=303, public=True)),
+    ApiRoute(
+        "GET",
+        "/",
+        dashboard,
+        Operation(
+            "The dashboard (without a session: 303 to the sign-in form)", media_type=_HTML, also=(303,), public=True
+        ),
+    ),
+    ApiRoute(
+        "GET",
+        "/sw.js",
+        service_worker,
+        Operation("The dashboard's service worker", media_type="text/javascript", public=True),
+    ),
+    ApiRoute(
+        "GET",
+        "/manifest.webmanifest",
+        manifest,
+        Operation("The PWA manifest", ok={"type": "object"}, media_type="application/manifest+json", public=True),
+    ),
 ]

@@ -8,12 +8,13 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ordercast.errors import Malformed, OrdercastError, Unauthenticated, Unavailable
 from ordercast.models.money import format_amount, is_currency, minor_digits
 from ordercast.server.http import JSON, parse_model
+from ordercast.server.openapi import ApiRoute, Operation
 from ordercast.server.runtime import runtime
+from ordercast.services import schemas
 from ordercast.services.payments import PaymentNotice
 
 # Stripe's PaymentIntent events, as our payment kinds.
@@ -89,4 +90,16 @@ async def payment_webhook(request: Request) -> Response:
     return JSON({"status": result.outcome, "order": order})
 
 
-routes = [Route("/api/v1/webhooks/payments", payment_webhook, methods=["POST"])]
+routes = [
+    ApiRoute(
+        "POST",
+        "/api/v1/webhooks/payments",
+        payment_webhook,
+        Operation(
+            "A payment provider's signed notice (Standard Webhooks, or Stripe-Signature)",
+            ok=schemas.WebhookResult,
+            body=PaymentNotice,
+            public=True,
+        ),
+    )
+]

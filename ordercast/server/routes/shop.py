@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ordercast.errors import Malformed, NotFound
 from ordercast.events import ADMIN_CHANNEL, customer_channel, format_time
 from ordercast.ids import is_id
 from ordercast.models import Order, OrderStatus, Review
 from ordercast.server.http import JSON, parse_model, read_model, read_object
+from ordercast.server.openapi import PAGE, ApiRoute, Operation, choices, in_header, in_path, in_query
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
 from ordercast.server.runtime import runtime
-from ordercast.services import idempotency
+from ordercast.services import idempotency, schemas
 from ordercast.services.customers import create_customer, get_customer
 from ordercast.services.orders import find_order
 from ordercast.services.schemas import NewCustomer, NewOrder, OrderPatch, StatusChange, StreamTokenRequest
@@ -158,15 +158,80 @@ async def list_reviews(request: Request) -> Response:
     return JSON({"items": [review.as_json() for review in reviews]})
 
 
+_CUSTOMER = in_path("customer_id", "the customer's id")
+_REF = in_path("ref", "the order's id, its number, or `#number` percent-encoded")
+_IDEMPOTENCY_KEY = in_header("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY})
 routes = [
-    Route("/api/v1/customers", post_customer, methods=["POST"]),
-    Route("/api/v1/customers/{customer_id}", get_customer_route, methods=["GET"]),
-    Route("/api/v1/customers/{customer_id}/stream-token", post_stream_token, methods=["POST"]),
-    Route("/api/v1/orders", post_order, methods=["POST"]),
-    Route("/api/v1/orders", list_orders, methods=["GET"]),
-    Route("/api/v1/orders/{ref}", get_order, methods=["GET"]),
-    Route("/api/v1/orders/{ref}", patch_order, methods=["PATCH"]),
-    Route("/api/v1/orders/{ref}/status", post_status, methods=["POST"]),
-    Route("/api/v1/orders/{ref}/events", order_events, methods=["GET"]),
-    Route("/api/v1/reviews", list_reviews, methods=["GET"]),
+    ApiRoute(
+        "POST",
+        "/api/v1/customers",
+        post_customer,
+        Operation(
+            "Create a customer (or return the one with this external_id)",
+            ok=schemas.Customer,
+            status=201,
+            also=(200,),
+            body=NewCustomer,
+        ),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/customers/{customer_id}",
+        get_customer_route,
+        Operation("Get a customer", ok=schemas.Customer, params=[_CUSTOMER]),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/customers/{customer_id}/stream-token",
+        post_stream_token,
+        Operation(
+            "Issue a customer token for their event stream and orders",
+            ok=schemas.StreamToken,
+            status=201,
+            body=StreamTokenRequest,
+            body_required=False,
+            params=[_CUSTOMER],
+        ),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/orders",
+        post_order,
+        Operation("Create an order", ok=schemas.Order, status=201, body=NewOrder, params=[_IDEMPOTENCY_KEY]),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/orders",
+        list_orders,
+        Operation(
+            "List orders, newest first",
+            ok=schemas.OrderPage,
+            params=[in_query("status", choices(OrderStatus)), in_query("customer_id", {"type": "string"}), *PAGE],
+        ),
+    ),
+    ApiRoute("GET", "/api/v1/orders/{ref}", get_order, Operation("Get an order", ok=schemas.Order, params=[_REF])),
+    ApiRoute(
+        "PATCH",
+        "/api/v1/orders/{ref}",
+        patch_order,
+        Operation("Change an order's tracking number or note", ok=schemas.Order, body=OrderPatch, params=[_REF]),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/orders/{ref}/status",
+        post_status,
+        Operation("Change an order's status", ok=schemas.Order, body=StatusChange, params=[_REF]),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/orders/{ref}/events",
+        order_events,
+        Operation("An order's events, oldest first", ok=schemas.EventList, params=[_REF]),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/reviews",
+        list_reviews,
+        Operation("Reviews, newest first", ok=schemas.ReviewList, params=[in_query("order_id", {"type": "string"})]),
+    ),
 ]
