@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
 from ordercast.bot import texts
-from ordercast.bot.chat import caller, say
+from ordercast.bot.caller import Context, LinkedCaller, caller, linked, say
 from ordercast.errors import NotFound
 from ordercast.models import Order
-from ordercast.notify.templates import Value, order_details, order_line
+from ordercast.notify.templates.customer import order_details, order_line
+from ordercast.notify.templates.texts import Value
 from ordercast.services.orders import find_order
 
 EXAMPLE_NUMBER = "A1B2C3D4"
 LIST_SIZE = 10
 
 
-async def orders(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    who = await caller(update)
-    if who.customer is None:
-        await say(context, who, who.texts.fill(texts.NOT_LINKED))
-        return
+@linked
+async def orders(update: Update, context: Context, who: LinkedCaller) -> None:
     recent = await Order.filter(customer_id=who.customer.id).order_by("-id").limit(LIST_SIZE)
     if not recent:
         await say(context, who, who.texts.fill(texts.NO_ORDERS))
@@ -30,11 +27,8 @@ async def orders(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await say(context, who, "\n".join(lines))
 
 
-async def order(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    who = await caller(update)
-    if who.customer is None:
-        await say(context, who, who.texts.fill(texts.NOT_LINKED))
-        return
+@linked
+async def order(update: Update, context: Context, who: LinkedCaller) -> None:
     if not context.args:
         await say(context, who, who.texts.fill(texts.ORDER_USAGE, example=EXAMPLE_NUMBER))
         return
@@ -48,14 +42,11 @@ async def order(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await say(context, who, order_details(found.as_json(), who.texts))
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    who = await caller(update)
-    if who.customer is None:
-        await say(context, who, who.texts.fill(texts.NOT_LINKED))
-        return
+@linked
+async def help_command(update: Update, context: Context, who: LinkedCaller) -> None:
     await say(context, who, who.texts.fill(texts.HELP, example=EXAMPLE_NUMBER))
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_command(update: Update, context: Context) -> None:
     who = await caller(update)
     await say(context, who, who.texts.fill(texts.UNKNOWN_COMMAND))

@@ -11,12 +11,11 @@ import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes
 
 from ordercast.bot import texts
-from ordercast.bot.chat import Caller, caller, say
+from ordercast.bot.caller import Context, LinkedCaller, caller, linked, say
 from ordercast.errors import Conflict, NotFound
-from ordercast.notify.templates import Value
+from ordercast.notify.templates.texts import Value
 from ordercast.services.reviews import Reviews
 from ordercast.services.telegram import forget_stars, remember_stars
 
@@ -31,11 +30,8 @@ class ReviewFlow:
     def __init__(self, reviews: Reviews) -> None:
         self._reviews = reviews
 
-    async def review(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        who = await caller(update)
-        if who.customer is None:
-            await say(context, who, who.texts.fill(texts.NOT_LINKED))
-            return
+    @linked
+    async def review(self, update: Update, context: Context, who: LinkedCaller) -> None:
         orders = await self._reviews.reviewable(who.customer.id)
         if not orders:
             await say(context, who, who.texts.fill(texts.REVIEW_NONE))
@@ -53,17 +49,14 @@ class ReviewFlow:
                 chat_id=who.chat_id, text=question, reply_markup=InlineKeyboardMarkup([buttons])
             )
 
-    async def stars(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    @linked
+    async def stars(self, update: Update, context: Context, who: LinkedCaller) -> None:
         query = update.callback_query
         assert query is not None
         assert query.data is not None
         match = STARS_PATTERN.match(query.data)
         assert match is not None  # the handler's pattern
         order_id, stars = match[1], int(match[2])
-        who = await caller(update)
-        if who.customer is None:
-            await query.answer(who.texts.fill(texts.NOT_LINKED)[:200])
-            return
         try:
             order = await self._reviews.check(who.customer.id, order_id)
         except (NotFound, Conflict):
@@ -79,28 +72,26 @@ class ReviewFlow:
             who.texts.fill(texts.REVIEW_STARS, number=Value(f"#{order.number}"), stars=stars_text(stars)),
         )
 
-    async def skip(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def skip(self, update: Update, context: Context) -> None:
+        # Not behind `@linked`: an unlinked chat has nothing to skip either, and is told just that.
         who = await caller(update)
-        if who.customer is None or who.chat.review_order_id is None:
+        linked_who = who.as_linked()
+        if linked_who is None or who.chat.review_order_id is None:
             await say(context, who, who.texts.fill(texts.NOTHING_TO_SKIP))
             return
-        await self._finish(context, who, None)
+        await self._finish(context, linked_who, None)
 
-    async def text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    @linked
+    async def text(self, update: Update, context: Context, who: LinkedCaller) -> None:
         """A message that isn't a command: the awaited review comment, or a pointer to /help."""
-        who = await caller(update)
         message = update.effective_message
-        if who.customer is None:
-            await say(context, who, who.texts.fill(texts.NOT_LINKED))
-            return
         if who.chat.review_order_id is None or message is None or not message.text:
             await say(context, who, who.texts.fill(texts.NOT_UNDERSTOOD))
             return
         await self._finish(context, who, message.text)
 
-    async def _finish(self, context: ContextTypes.DEFAULT_TYPE, who: Caller, comment: str | None) -> None:
+    async def _finish(self, context: Context, who: LinkedCaller, comment: str | None) -> None:
         order_id, stars = who.chat.review_order_id, who.chat.review_stars
-        assert who.customer is not None
         assert order_id is not None
         assert stars is not None  # stored together with the order id
         try:

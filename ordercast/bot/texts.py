@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ordercast.notify.templates import N_
+from ordercast.notify.templates.texts import N_
 
 HELP: Final = N_(
     "Here's what I can do:\n"

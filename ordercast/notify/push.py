@@ -22,13 +22,13 @@ import orjson
 from pywebpush import WebPusher
 from tortoise import connections
 
+from ordercast.models.sql import Statement
 from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
 from ordercast.notify.planning import PUSH
 from ordercast.notify.queue import Claimed
-from ordercast.notify.templates import push_message
+from ordercast.notify.templates.admin import push_message
 from ordercast.notify.vapid import Token, VapidKey
 from ordercast.running import Running
-from ordercast.services.sql import Statement
 
 SENT: Final = frozenset({200, 201, 202})
 GONE: Final = frozenset({404, 410})

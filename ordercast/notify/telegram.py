@@ -17,7 +17,8 @@ from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
 from ordercast.notify.limits import Limiter
 from ordercast.notify.planning import TELEGRAM
 from ordercast.notify.queue import Claimed
-from ordercast.notify.templates import Shop, status_notice
+from ordercast.notify.templates.customer import status_notice
+from ordercast.notify.templates.texts import Shop
 
 # Telegram's descriptions of a chat that is gone for good (the user blocked the bot, deleted the
 # account, or the chat never existed); other 400s are about the message.

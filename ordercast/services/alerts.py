@@ -14,8 +14,8 @@ from ordercast.events import Event
 from ordercast.ids import is_id
 from ordercast.models import Alert, Severity
 from ordercast.models.notifications import SEVERITY_RANK
+from ordercast.models.sql import Statement
 from ordercast.services.outbox import Publish, record_event
-from ordercast.services.sql import Statement
 
 SeverityName = Literal["info", "warning", "error", "critical"]
 MAX_KEY = 255

@@ -10,10 +10,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from ordercast.events import Event, format_time
 from ordercast.ids import new_id
+from ordercast.models.sql import Statement, insert
 from ordercast.models.tables import dump_json
 from ordercast.notify.planning import AdminRecipient
 from ordercast.notify.templates import AdminNotice
-from ordercast.services.sql import Statement, insert
 
 _AUDIENCE = """
 SELECT u.id AS user_id, p.in_app AS in_app, p.push AS push, s.id AS subscription

@@ -19,12 +19,12 @@ from ordercast.errors import NotFound
 from ordercast.events import Event
 from ordercast.ids import is_id, new_id
 from ordercast.models import AdminUser, Category, Notification, NotificationPreference
+from ordercast.models.sql import Statement
 from ordercast.realtime.backoff import backoff
 from ordercast.running import Loop
 from ordercast.services import inbox
 from ordercast.services.outbox import Publish, record_event
 from ordercast.services.schemas import PreferencesUpdate
-from ordercast.services.sql import Statement
 
 logger = logging.getLogger("ordercast.notifications")
 

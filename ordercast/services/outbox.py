@@ -14,12 +14,12 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from ordercast.events import Event, channels_for
 from ordercast.ids import new_id
 from ordercast.models import EventRecord, Order
+from ordercast.models.sql import Statement, insert
 from ordercast.models.tables import dump_json
 from ordercast.notify.planning import notifies_admins
 from ordercast.notify.templates import admin_notice
 from ordercast.services import inbox
 from ordercast.services.deliveries import record_deliveries
-from ordercast.services.sql import Statement, insert
 
 Publish = Callable[[Sequence[Event]], None]
 

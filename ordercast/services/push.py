@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from ordercast.errors import Conflict, Invalid, NotFound
 from ordercast.models import PushSubscription, StoredSecret
+from ordercast.models.sql import Statement
 from ordercast.notify.planning import AdminRecipient
 from ordercast.notify.templates import AdminNotice
 from ordercast.notify.vapid import VapidKey, audience, unb64url
@@ -21,7 +22,6 @@ from ordercast.services.accounts import shared_secret
 from ordercast.services.deliveries import record_deliveries
 from ordercast.services.outbox import Publish
 from ordercast.services.schemas import NewPushSubscription
-from ordercast.services.sql import Statement
 
 VAPID_SECRET = "vapid_private_key"  # noqa: S105 — the name it is stored under
 

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import random
 import re
+import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,9 @@ import httpx
 
 from tests.bot.fakebot import TOKEN, FakeBotAPI, Sent, running
 from tests.conftest import API_KEY, ServerProcess, new_customer, wait_for
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+STEPS = ["paid", "accepted", "packing", "dispatched", "delivered"]
 
 # Chat ids unique across the session (and runs), so tests sharing a database never share a chat.
 _chat_ids = itertools.count(random.randint(10**9, 2 * 10**9) * 100)
@@ -87,21 +91,38 @@ class BotEnv:
         return response.json()["items"]  # type: ignore[no-any-return]
 
 
+async def stop(server: ServerProcess, sig: int = signal.SIGTERM) -> None:
+    # In a thread: a stopping server may still talk to the fake, which runs in this event loop.
+    await asyncio.to_thread(server.stop, sig)
+
+
 @contextlib.asynccontextmanager
 async def bot_env(start_server: Callable[..., Any], mode: str = "polling", **settings: Any) -> AsyncIterator[BotEnv]:
     """A fake Bot API, and a server (on the session's stack) whose bot uses it in `mode`."""
-    async with running(FakeBotAPI()) as fake:
-        server: ServerProcess = await start_server(**bot_settings(fake, mode, **settings))
-        try:
-            await bot_ready(fake, mode)
-            headers = {"Authorization": f"Bearer {API_KEY}"}
-            async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10) as client:
-                yield BotEnv(fake, server, client, mode)
-        finally:
-            # Stopped now, not at the end of the session: its senders would claim later tests'
-            # deliveries. In a thread: the fake it talks to while stopping runs in this event loop.
-            await asyncio.to_thread(server.stop)
-        assert "Traceback" not in server.output(), server.output()[-5000:]
+    async with running(FakeBotAPI()) as fake, bot_servers(start_server, fake, mode, count=1, **settings) as [env]:
+        yield env
+    assert "Traceback" not in env.server.output(), env.server.output()[-5000:]
+
+
+@contextlib.asynccontextmanager
+async def bot_servers(
+    start_server: Callable[..., Any], fake: FakeBotAPI, mode: str, count: int = 2, **settings: Any
+) -> AsyncIterator[list[BotEnv]]:
+    """`count` servers started by `start_server` (one database and Redis) whose bots use `fake` in
+    `mode`, each with an API client; stopped on the way out, not at the end of the session, or their
+    senders would claim later tests' deliveries."""
+    servers: list[ServerProcess] = [await start_server(**bot_settings(fake, mode, **settings)) for _ in range(count)]
+    try:
+        await bot_ready(fake, mode)
+        async with contextlib.AsyncExitStack() as clients:
+            yield [BotEnv(fake, server, await clients.enter_async_context(_client(server)), mode) for server in servers]
+    finally:
+        for server in servers:
+            await stop(server)
+
+
+def _client(server: ServerProcess) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=10)
 
 
 def buttons_data(message: Sent) -> list[str]:

@@ -92,6 +92,20 @@ async def test_an_unlinked_chat_is_told_how_to_link(bot: BotEnv, text: str) -> N
     assert reply.parse_mode == "HTML"
 
 
+async def test_an_unlinked_chat_pressing_a_button_is_told_how_to_link_in_the_answer(bot: BotEnv) -> None:
+    chat = new_chat_id()
+    question = await bot.fake.reply_to(chat, "/help")
+    await bot.fake.press(chat, question, "review:ord_0123456789abcdefghjkmnpqrs:5")
+    await wait_answer(bot, "isn't linked to a customer account")
+    answer = next(a["text"] for a in bot.fake.callback_answers if "isn't linked" in a.get("text", ""))
+    assert len(answer) <= 200  # Telegram's limit for a callback answer
+    assert bot.fake.messages(chat) == [question]  # answered, not replied to
+
+
+async def test_an_unlinked_chat_has_nothing_to_skip(bot: BotEnv) -> None:
+    assert "nothing to skip" in (await bot.fake.reply_to(new_chat_id(), "/skip")).text
+
+
 async def test_a_link_token_links_the_chat_once(bot: BotEnv) -> None:
     customer = await new_customer(bot.client, name="Ada Lovelace")
     response = await bot.client.post(f"/api/v1/customers/{customer['id']}/telegram-link")

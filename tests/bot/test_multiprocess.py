@@ -14,12 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.bot.conftest import BotEnv, bot_ready, bot_settings, new_chat_id
+from tests.bot.conftest import STEPS, BotEnv, bot_servers, new_chat_id, stop
 from tests.bot.fakebot import FakeBotAPI, running
-from tests.conftest import API_KEY, ServerProcess, new_order, wait_for
+from tests.conftest import ServerProcess, new_order, wait_for
 
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-STEPS = ["paid", "accepted", "packing", "dispatched", "delivered"]
 TITLES = {
     "Payment received": "paid",
     "Order confirmed": "accepted",
@@ -48,25 +46,11 @@ class Pair:
         return BotEnv(self.fake, self.servers[index], self.clients[index], "polling")
 
 
-async def stop(server: ServerProcess, sig: int = signal.SIGTERM) -> None:
-    await asyncio.to_thread(server.stop, sig)
-
-
 @pytest.fixture(scope="module")
 async def pair(start_pg_server: Callable[..., Any]) -> AsyncIterator[Pair]:
     """Two polling servers on one PostgreSQL and Redis, one fake Bot API."""
-    async with running(FakeBotAPI()) as fake:
-        servers = [await start_pg_server(**bot_settings(fake)) for _ in range(2)]
-        try:
-            await bot_ready(fake, "polling")
-            async with (
-                httpx.AsyncClient(base_url=servers[0].base_url, headers=AUTH, timeout=10) as a,
-                httpx.AsyncClient(base_url=servers[1].base_url, headers=AUTH, timeout=10) as b,
-            ):
-                yield Pair(fake, servers, [a, b])
-        finally:
-            for server in servers:
-                await stop(server)
+    async with running(FakeBotAPI()) as fake, bot_servers(start_pg_server, fake, "polling") as envs:
+        yield Pair(fake, [env.server for env in envs], [env.client for env in envs])
 
 
 async def sent_metric(client: httpx.AsyncClient) -> float:

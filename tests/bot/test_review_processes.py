@@ -3,25 +3,17 @@ another (on one PostgreSQL and Redis), so the order awaiting a comment must be i
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from tests.bot.conftest import BotEnv, bot_ready, bot_settings
+from tests.bot.conftest import AUTH, STEPS, BotEnv, bot_ready, bot_settings, stop
 from tests.bot.fakebot import FakeBotAPI, running
-from tests.conftest import API_KEY, ServerProcess, new_order, wait_for
+from tests.conftest import ServerProcess, new_order, wait_for
 
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-STEPS = ["paid", "accepted", "packing", "dispatched", "delivered"]
 WEBHOOK_PATH = "/api/v1/telegram/webhook"
-
-
-async def stop(server: ServerProcess, sig: int = signal.SIGTERM) -> None:
-    # In a thread: a stopping server may still talk to the fake, which runs in this event loop.
-    await asyncio.to_thread(server.stop, sig)
 
 
 def webhook_of(fake: FakeBotAPI) -> str | None:

@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.bot.conftest import BotEnv, bot_ready, bot_settings
+from tests.bot.conftest import AUTH, STEPS, BotEnv, bot_ready, bot_servers, bot_settings, stop
 from tests.bot.fakebot import FakeBotAPI, running
-from tests.bot.test_multiprocess import AUTH, STEPS, status_of, stop
+from tests.bot.test_multiprocess import status_of
 from tests.conftest import ServerProcess, Stack, new_order, wait_for
 
 
@@ -184,31 +184,21 @@ async def test_senders_are_woken_by_events_committed_in_another_process(start_pg
 
 async def test_two_processes_keep_within_telegrams_limits_together(start_pg_server: Callable[..., Any]) -> None:
     limits = {"telegram_rate_global": 20, "telegram_rate_chat": 4}
-    async with running(FakeBotAPI(enforce_limits=True, global_rate=20, chat_rate=4)) as fake:
-        servers = [await start_pg_server(**bot_settings(fake, "webhook", **limits)) for _ in range(2)]
-        try:
-            await bot_ready(fake, "webhook")
-            async with (
-                httpx.AsyncClient(base_url=servers[0].base_url, headers=AUTH, timeout=10) as a,
-                httpx.AsyncClient(base_url=servers[1].base_url, headers=AUTH, timeout=10) as b,
-            ):
-                envs = [BotEnv(fake, servers[0], a, "webhook"), BotEnv(fake, servers[1], b, "webhook")]
-                chats = [await envs[n % 2].link() for n in range(6)]
-                orders = [await new_order(a, customer["id"]) for _, customer in chats]
-                first = len(fake.sent)
-                for step, status in enumerate(STEPS):
-                    await asyncio.gather(
-                        *(envs[(n + step) % 2].change(order, status) for n, order in enumerate(orders))
-                    )
-                for chat, _ in chats:
-                    await fake.wait_messages(chat, 1 + len(STEPS), timeout=20)
-            assert fake.throttled == 0  # the shared limits kept both processes under Telegram's
-            burst = fake.sent[first:]
-            assert len(burst) == 30
-            assert burst[-1].at - burst[0].at >= (30 - 1) / 20 - 0.05
-            for chat, _ in chats:
-                times = [message.at for message in fake.messages(chat)[1:]]
-                assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= 1 / 4 - 0.05
-        finally:
-            for server in servers:
-                await stop(server)
+    async with (
+        running(FakeBotAPI(enforce_limits=True, global_rate=20, chat_rate=4)) as fake,
+        bot_servers(start_pg_server, fake, "webhook", **limits) as envs,
+    ):
+        chats = [await envs[n % 2].link() for n in range(6)]
+        orders = [await new_order(envs[0].client, customer["id"]) for _, customer in chats]
+        first = len(fake.sent)
+        for step, status in enumerate(STEPS):
+            await asyncio.gather(*(envs[(n + step) % 2].change(order, status) for n, order in enumerate(orders)))
+        for chat, _ in chats:
+            await fake.wait_messages(chat, 1 + len(STEPS), timeout=20)
+        assert fake.throttled == 0  # the shared limits kept both processes under Telegram's
+        burst = fake.sent[first:]
+        assert len(burst) == 30
+        assert burst[-1].at - burst[0].at >= (30 - 1) / 20 - 0.05
+        for chat, _ in chats:
+            times = [message.at for message in fake.messages(chat)[1:]]
+            assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= 1 / 4 - 0.05

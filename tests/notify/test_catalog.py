@@ -9,7 +9,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from ordercast.notify.templates import LOCALES_DIR, Shop, Texts, status_notice
+from ordercast.notify.templates.customer import status_notice
+from ordercast.notify.templates.texts import LOCALES_DIR, Shop, Texts
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from ordercast.models.lifecycle import OrderStatus
 from ordercast.notify.planning import CUSTOMER_STATUSES
-from ordercast.notify.templates import Shop, Texts, order_details, status_notice
+from ordercast.notify.templates.customer import STATUS_ICONS, order_details, status_notice
+from ordercast.notify.templates.texts import Shop, Texts
 
 ORDER = {
     "id": "ord_x",
@@ -91,3 +93,21 @@ def test_order_details_escape_every_value() -> None:
 
 def test_a_status_customers_do_not_hear_of_has_no_message() -> None:
     assert status_notice({"order": ORDER, "to": "pending_payment"}, locale="en", shop=Shop()) is None
+
+
+def test_a_paid_order_cancelled_says_the_payment_will_be_refunded() -> None:
+    for paid in (OrderStatus.PAID, OrderStatus.ACCEPTED, OrderStatus.PACKING):
+        result = status_notice({"order": ORDER, "from": paid, "to": "cancelled"}, locale="en", shop=Shop())
+        assert result is not None
+        assert result.body == (
+            "Order <b>#A1B2C3D4</b> has been cancelled. Your payment of <b>€1,234.50</b> will be refunded "
+            "in the next few days."
+        )
+
+
+def test_the_telegram_message_starts_with_the_statuss_icon_and_title() -> None:
+    assert notice("delivered").startswith("🎉 <b>Delivered</b>\nOrder <b>#A1B2C3D4</b> has been delivered.")
+
+
+def test_every_status_customers_hear_of_has_an_icon() -> None:
+    assert set(CUSTOMER_STATUSES) <= set(STATUS_ICONS)
