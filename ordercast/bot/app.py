@@ -36,7 +36,6 @@ from ordercast.config import Settings
 from ordercast.errors import Malformed, Unavailable
 from ordercast.notify.limits import Limiter
 from ordercast.notify.templates import Texts
-from ordercast.realtime.backoff import backoff
 from ordercast.running import Loop
 from ordercast.services.reviews import Reviews
 
@@ -51,6 +50,9 @@ class TelegramBot(Loop):
     initialize, start, set the commands and the webhook or start polling; stop and shut down at exit."""
 
     name = "ordercast.bot"
+    restart_base = 1.0
+    # Telegram unreachable (or answering 5xx) while starting: retried without a traceback.
+    expected_failures = (TelegramError,)
 
     def __init__(
         self, settings: Settings, *, webhook_secret: str, redis: Redis | None, reviews: Reviews, limiter: Limiter
@@ -59,7 +61,7 @@ class TelegramBot(Loop):
         self.mode = settings.telegram_mode
         self.webhook_secret = webhook_secret
         self._settings = settings
-        self._redis = redis
+        self.restart_cap = settings.telegram_start_retry_cap
         timeout = settings.telegram_send_timeout
         builder = (
             Application.builder()
@@ -78,6 +80,17 @@ class TelegramBot(Loop):
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self._add_handlers(ReviewFlow(reviews))
+        self._poller: Poller | None = None
+        if self.mode == "polling":
+            assert self.application.updater is not None
+            self._poller = Poller(
+                self.application.updater,
+                redis=redis,
+                key=f"{settings.redis_prefix}:telegram:poller",
+                lock_ttl=settings.telegram_poll_lock_ttl,
+                poll_timeout=settings.telegram_poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+            )
         self.started = asyncio.Event()
         self._running = False
 
@@ -104,6 +117,8 @@ class TelegramBot(Loop):
 
     async def close(self) -> None:
         await super().close()
+        if self._poller is not None:
+            await self._poller.close()
         if self._running:
             self._running = False
             await self.application.stop()
@@ -111,32 +126,15 @@ class TelegramBot(Loop):
             await self.application.shutdown()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._start()
-                break
-            except InvalidToken:
-                logger.error("Telegram refused the bot token: the bot stays off (check ORDERCAST_TELEGRAM_TOKEN)")
-                return
-            except TelegramError as exc:
-                failures += 1
-                delay = backoff(failures, base=1.0, cap=self._settings.telegram_start_retry_cap)
-                logger.warning("starting the Telegram bot failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+        try:
+            await self._start()
+        except InvalidToken:
+            logger.error("Telegram refused the bot token: the bot stays off (check ORDERCAST_TELEGRAM_TOKEN)")
+            return
         self.started.set()
         logger.info("Telegram bot @%s started (%s)", self.application.bot.username, self.mode)
-        if self.mode == "polling":
-            assert self.application.updater is not None
-            poller = Poller(
-                self.application.updater,
-                redis=self._redis,
-                key=f"{self._settings.redis_prefix}:telegram:poller",
-                lock_ttl=self._settings.telegram_poll_lock_ttl,
-                poll_timeout=self._settings.telegram_poll_timeout,
-                allowed_updates=ALLOWED_UPDATES,
-            )
-            await poller.run()
+        if self._poller is not None:
+            await self._poller.start()
 
     async def _start(self) -> None:
         await self.application.initialize()

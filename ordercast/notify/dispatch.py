@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from ordercast.notify.queue import Claimed, DeliveryQueue
-from ordercast.realtime.backoff import backoff
-from ordercast.running import Loop
+from ordercast.running import Periodic, backoff
 
 logger = logging.getLogger("ordercast.notify")
 
@@ -92,8 +91,9 @@ class Troubles(Protocol):
         ...
 
 
-class Dispatcher(Loop):
-    """Claims due deliveries for its channels and sends up to `concurrency` of them at a time."""
+class Dispatcher(Periodic):
+    """Claims due deliveries for its channels, every `claim_interval` or when woken (an event was
+    committed, a send finished), and sends up to `concurrency` of them at a time."""
 
     name = "ordercast.notify.dispatcher"
 
@@ -111,17 +111,18 @@ class Dispatcher(Loop):
         troubles: Troubles | None = None,
         close_timeout: float = 3.0,
     ) -> None:
+        super().__init__(claim_interval)
+        self.restart_base = claim_interval
+        self.restart_cap = max(30.0, claim_interval)
         self._queue = queue
         self._channels = {channel.name: channel for channel in channels}
         self._concurrency = concurrency
-        self._claim_interval = claim_interval
         self._retry_base = retry_base
         self._retry_cap = retry_cap
         self._max_attempts = max_attempts
         self._observe = observe
         self._troubles = troubles
         self._close_timeout = close_timeout
-        self._wakeup = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         # When a retry this process scheduled falls due (monotonic clock), to wake for it on time.
         self._next_retry: float | None = None
@@ -133,10 +134,6 @@ class Dispatcher(Loop):
     def add(self, channel: Channel) -> None:
         """Send `channel`'s deliveries too (before `start`)."""
         self._channels[channel.name] = channel
-
-    def wake(self) -> None:
-        """Claim now: an event was committed, or a send finished."""
-        self._wakeup.set()
 
     async def start(self) -> None:
         if self._channels:
@@ -153,38 +150,25 @@ class Dispatcher(Loop):
                 await asyncio.wait(late)
         await self._queue.drain()
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        while True:
-            self._wakeup.clear()
-            delay = self._claim_interval
-            free = self._concurrency - len(self._sending)
-            if free > 0:
-                try:
-                    claimed = await self._queue.claim(list(self._channels), free)
-                except Exception:
-                    failures += 1
-                    delay = backoff(failures, base=self._claim_interval, cap=max(30.0, self._claim_interval))
-                    logger.exception("claiming deliveries failed; retrying in %.1f s", delay)
-                    claimed = []
-                else:
-                    failures = 0
-                for delivery in claimed:
-                    task = asyncio.create_task(self._deliver(delivery), name=f"ordercast.notify.send.{delivery.id}")
-                    self._sending.add(task)
-                    task.add_done_callback(self._sent)
-            if self._next_retry is not None:
-                delay = max(0.0, min(delay, self._next_retry - loop.time()))
-                if delay == 0.0:
-                    self._next_retry = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wakeup.wait()
-            if self._sending:
-                # Sends are finishing one by one: let a few more free their slots and claim for them
-                # all at once, rather than a claim (three queries) per finished send.
-                await asyncio.sleep(_CLAIM_GATHER)
+    async def tick(self) -> None:
+        free = self._concurrency - len(self._sending)
+        if free > 0:
+            for delivery in await self._queue.claim(list(self._channels), free):
+                task = asyncio.create_task(self._deliver(delivery), name=f"ordercast.notify.send.{delivery.id}")
+                self._sending.add(task)
+                task.add_done_callback(self._sent)
+
+    async def rest(self, delay: float) -> None:
+        """Wait as `Periodic` does, but no later than the earliest retry this process scheduled."""
+        if self._next_retry is not None:
+            delay = max(0.0, min(delay, self._next_retry - asyncio.get_running_loop().time()))
+            if delay == 0.0:
+                self._next_retry = None
+        await super().rest(delay)
+        if self._sending:
+            # Sends are finishing one by one: let a few more free their slots and claim for them
+            # all at once, rather than a claim (three queries) per finished send.
+            await asyncio.sleep(_CLAIM_GATHER)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)

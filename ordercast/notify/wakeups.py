@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 
+from ordercast.errors import Unavailable
 from ordercast.events import ADMIN_CHANNEL
 from ordercast.notify import planning
-from ordercast.realtime.backoff import backoff
 from ordercast.realtime.hub import Hub
 from ordercast.running import Loop
-
-logger = logging.getLogger("ordercast.notify")
 
 
 def needs_other_senders(event_type: str, data: dict[str, object]) -> bool:
@@ -27,28 +23,27 @@ class EventWakeups(Loop):
     every event."""
 
     name = "ordercast.notify.wakeups"
+    restart_cap = 5.0
+    # The hub without a feed (the broker is down) refuses subscriptions: an outage /readyz reports, not a bug.
+    expected_failures = (Unavailable,)
 
     def __init__(self, hub: Hub, wake: Callable[[], None]) -> None:
         self._hub = hub
         self._wake = wake
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                async with self._hub.subscribe(ADMIN_CHANNEL) as subscription:
-                    failures = 0
-                    while not subscription.closed:
-                        batch = await subscription.next_batch()
-                        if any(
-                            message.event is not None and needs_other_senders(message.event.type, message.event.data)
-                            for message in batch
-                        ):
-                            self._wake()
-                    # Closed (too slow, broker gone, shutting down): we may have missed events, so
-                    # look once; the claim timer covers the rest.
+        async with self._hub.subscribe(ADMIN_CHANNEL) as subscription:
+            self.succeeded()
+            while not subscription.closed:
+                batch = await subscription.next_batch()
+                if any(
+                    message.event is not None and needs_other_senders(message.event.type, message.event.data)
+                    for message in batch
+                ):
                     self._wake()
-            except Exception:
-                logger.debug("the senders' event subscription failed; subscribing again", exc_info=True)
-            failures += 1
-            await asyncio.sleep(backoff(failures, base=0.1, cap=5.0))
+            # Closed (too slow, broker gone, shutting down): we may have missed events, so
+            # look once; the claim timer covers the rest.
+            self._wake()
+        if subscription.close_reason == "shutdown":
+            return  # the hub is closing: nothing more will come
+        raise Unavailable(f"the event subscription was closed ({subscription.close_reason})")

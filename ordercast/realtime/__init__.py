@@ -6,7 +6,8 @@ Knows events, channels and ordering keys, not orders.
 from __future__ import annotations
 
 from ordercast.realtime.broker import Broker, Placed, Reset, Resumed, create_broker
-from ordercast.realtime.hub import Hub, Message, Subscription
+from ordercast.realtime.hub import Hub, Subscription
+from ordercast.realtime.message import Message
 from ordercast.realtime.publisher import Outbox, Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.transport import Authorize

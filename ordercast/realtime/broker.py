@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
@@ -37,6 +39,53 @@ class Resumed:
 
 FeedItem = Placed | Resumed
 Replay = list[tuple[Position, Event]]
+
+
+class FeedBuffer:
+    """One feed's bounded buffer between the broker and the feed's reader. When it overflows it is
+    emptied and the reader gets `Resumed`: it is behind, and reads what it missed from history."""
+
+    __slots__ = ("_items", "_lost", "_size", "_waiter", "closed")
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[FeedItem] = deque()
+        self._size = size
+        self._lost = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def put(self, item: FeedItem) -> None:
+        if len(self._items) >= self._size:
+            # The reader is behind: drop what it hasn't read; it recovers from history.
+            self._items.clear()
+            self._lost = True
+        else:
+            self._items.append(item)
+        self._wake()
+
+    def close(self) -> None:
+        """No more items: a waiting `get` returns None."""
+        self.closed = True
+        self._wake()
+
+    async def get(self) -> FeedItem | None:
+        """The next item, once there is one; None once closed."""
+        while not self.closed:
+            if self._lost:
+                self._lost = False
+                return Resumed()
+            if self._items:
+                return self._items.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class Broker(Protocol):

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Literal, Self
 
-import orjson
-
 from ordercast.errors import Unavailable
-from ordercast.events import Event, Position
-from ordercast.realtime.backoff import backoff
-from ordercast.realtime.broker import Broker, Placed, Replay, Reset, ResetReason
-from ordercast.running import Running
+from ordercast.events import Position
+from ordercast.realtime.broker import Broker, Placed, Replay, Reset
+from ordercast.realtime.message import Message
+from ordercast.running import Loop
 
 logger = logging.getLogger("ordercast.realtime.hub")
 
@@ -24,54 +21,6 @@ CloseReason = Literal["overflow", "shutdown", "unavailable", "disconnected", "do
 
 # A Last-Event-ID longer than any position we hand out is malformed; don't ship it to the broker.
 _MAX_ID_LENGTH = 128
-
-
-class Message:
-    """One message for the clients of a channel, encoded lazily and at most once per transport."""
-
-    __slots__ = ("_sse", "_ws", "event", "position", "reason")
-
-    def __init__(self, position: Position, event: Event | None = None, reason: ResetReason | None = None) -> None:
-        self.position = position
-        self.event = event
-        self.reason = reason
-        self._sse: bytes | None = None
-        self._ws: str | None = None
-
-    @property
-    def type(self) -> str:
-        return self.event.type if self.event is not None else "reset"
-
-    @property
-    def sse(self) -> bytes:
-        """`id: <position>`, `event: <type>`, `data: <envelope>` and the blank line."""
-        if self._sse is None:
-            self._sse = b"id: %s\nevent: %s\ndata: %s\n\n" % (
-                str(self.position).encode(),
-                self.type.encode(),
-                self._data(),
-            )
-        return self._sse
-
-    @property
-    def ws(self) -> str:
-        """`{"id": "<position>", "type": "<type>", "data": <envelope>}` for a WebSocket text frame."""
-        if self._ws is None:
-            frame = b'{"id":%s,"type":%s,"data":%s}' % (
-                orjson.dumps(str(self.position)),
-                orjson.dumps(self.type),
-                self._data(),
-            )
-            self._ws = frame.decode()
-        return self._ws
-
-    def _data(self) -> bytes:
-        if self.event is not None:
-            return self.event.encode()
-        return orjson.dumps({"reason": self.reason, "position": str(self.position)})
-
-    def __repr__(self) -> str:
-        return f"Message({self.position}, {self.type})"
 
 
 class Subscription:
@@ -248,8 +197,15 @@ class _Channel:
         return min(known, default=None, key=lambda position: (position.epoch, position.offset))
 
 
-class Hub(Running):
-    """One broker feed per process, fanned out to every local subscription, each with a bounded queue."""
+class Hub(Loop):
+    """One broker feed per process, fanned out to every local subscription, each with a bounded queue.
+
+    The feed is read by the hub's loop, which listens again (after a backoff) when the feed fails or ends.
+    """
+
+    name = "ordercast.realtime.hub"
+    # The feed ending (its broker closed) is no bug; a traceback is logged for anything else.
+    expected_failures = (Unavailable,)
 
     def __init__(self, broker: Broker, queue_size: int = 1000, *, start_timeout: float = 10.0) -> None:
         self.queue_size = queue_size
@@ -259,17 +215,15 @@ class Hub(Running):
         self._start_timeout = start_timeout
         self._channels: dict[str, _Channel] = {}
         self._ready = asyncio.Event()
-        self._listener: asyncio.Task[None] | None = None
-        self._closed = False
+        # Until started, and from close(): no subscriptions.
+        self._closed = True
         # Counts feed interruptions, so a subscription whose seam spanned one reads history again.
         self._interruptions = 0
 
     async def start(self) -> None:
         """Start listening to the broker's feed; returns once the feed is established."""
-        if self._listener is not None:
-            return
         self._closed = False
-        self._listener = asyncio.create_task(self._listen(), name="ordercast.realtime.hub")
+        await super().start()
         try:
             async with asyncio.timeout(self._start_timeout):
                 await self._ready.wait()
@@ -281,11 +235,7 @@ class Hub(Running):
         """End every subscription (their streams finish promptly) and stop listening."""
         self._closed = True
         self._ready.clear()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        await super().close()
         for channel in list(self._channels.values()):
             for subscription in list(channel.subscribers):
                 subscription.close("shutdown")
@@ -306,7 +256,7 @@ class Hub(Running):
         return Subscription(self, channel, last_event_id, self.queue_size)
 
     async def _open(self, subscription: Subscription) -> None:
-        if self._closed or self._listener is None:
+        if self._closed:
             raise Unavailable("the event stream is not available (shutting down)")
         if not self._ready.is_set():
             try:
@@ -349,28 +299,21 @@ class Hub(Running):
         if not channel.subscribers:
             del self._channels[subscription.channel]
 
-    async def _listen(self) -> None:
-        failures = 0
-        while True:
-            feed = self._broker.feed()
-            try:
-                async for item in feed:
-                    if isinstance(item, Placed):
-                        await self._deliver(item)
-                    elif self._ready.is_set():
-                        failures = 0
+    async def run(self) -> None:
+        feed = self._broker.feed()
+        try:
+            async for item in feed:
+                if isinstance(item, Placed):
+                    await self._deliver(item)
+                else:
+                    self.succeeded()
+                    if self._ready.is_set():
                         await self._recover()
                     else:
-                        failures = 0
                         self._ready.set()
-                failures += 1
-                logger.warning("the broker's feed ended; listening again")
-            except Exception:
-                failures += 1
-                logger.exception("the broker's feed failed; listening again")
-            finally:
-                await feed.aclose()
-            await asyncio.sleep(backoff(failures))
+        finally:
+            await feed.aclose()
+        raise Unavailable("the broker's feed ended")
 
     async def _deliver(self, placed: Placed) -> None:
         channel = self._channels.get(placed.channel)

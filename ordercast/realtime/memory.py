@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Callable
 from itertools import islice
 
 from ordercast.events import Event, Position
-from ordercast.realtime.broker import FeedItem, Placed, Replay, Reset, Resumed, new_epoch
+from ordercast.realtime.broker import FeedBuffer, FeedItem, Placed, Replay, Reset, Resumed, new_epoch
 from ordercast.running import Running
 
 
@@ -20,31 +19,6 @@ class _Channel:
         self.offset = 0
         # (offset, placed at, event); offsets are contiguous and end at `self.offset`.
         self.history: deque[tuple[int, float, Event]] = deque(maxlen=history_size)
-
-
-class _Listener:
-    """One feed's bounded buffer. When it overflows it is emptied and the feed says `Resumed`."""
-
-    __slots__ = ("items", "lost", "size", "waiter")
-
-    def __init__(self, size: int) -> None:
-        self.items: deque[Placed] = deque()
-        self.size = size
-        self.lost = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: Placed) -> None:
-        if len(self.items) >= self.size:
-            # The feed's reader is behind: drop what it hasn't read; it recovers from history.
-            self.items.clear()
-            self.lost = True
-        else:
-            self.items.append(item)
-        self.wake()
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
 
 
 class MemoryBroker(Running):
@@ -68,7 +42,7 @@ class MemoryBroker(Running):
         self._channels: dict[str, _Channel] = {}
         # event id → (placed at, positions), oldest first, for idempotent publishing.
         self._seen: OrderedDict[str, tuple[float, dict[str, Position]]] = OrderedDict()
-        self._listeners: set[_Listener] = set()
+        self._listeners: set[FeedBuffer] = set()
         self._closed = False
 
     async def start(self) -> None:
@@ -77,7 +51,7 @@ class MemoryBroker(Running):
     async def close(self) -> None:
         self._closed = True
         for listener in self._listeners:
-            listener.wake()
+            listener.close()
 
     async def ping(self) -> None:
         return None
@@ -125,22 +99,12 @@ class MemoryBroker(Running):
         ]
 
     async def feed(self) -> AsyncGenerator[FeedItem, None]:
-        listener = _Listener(self._feed_size)
+        listener = FeedBuffer(self._feed_size)
         self._listeners.add(listener)
         try:
             yield Resumed()
-            while not self._closed:
-                if listener.lost:
-                    listener.lost = False
-                    yield Resumed()
-                elif listener.items:
-                    yield listener.items.popleft()
-                else:
-                    listener.waiter = asyncio.get_running_loop().create_future()
-                    try:
-                        await listener.waiter
-                    finally:
-                        listener.waiter = None
+            while not self._closed and (item := await listener.get()) is not None:
+                yield item
         finally:
             self._listeners.discard(listener)
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from ordercast.events import Event, Position
-from ordercast.realtime.backoff import backoff
 from ordercast.realtime.broker import Broker
-from ordercast.running import Loop, Running
+from ordercast.running import Periodic, Running
 
 logger = logging.getLogger("ordercast.realtime.publisher")
 
@@ -109,8 +107,9 @@ class Publisher(Running):
             await asyncio.wait(late)
 
 
-class Sweeper(Loop):
-    """Publishes events left unpublished (a crash or a failed publish after commit), every `interval`."""
+class Sweeper(Periodic):
+    """Publishes events left unpublished (a crash or a failed publish after commit), every `interval`,
+    or at once when woken (e.g. on a database notification)."""
 
     name = "ordercast.realtime.sweeper"
 
@@ -125,19 +124,15 @@ class Sweeper(Loop):
         max_batches: int = 100,
         max_backoff: float = 30.0,
     ) -> None:
+        super().__init__(interval)
+        self.restart_base = interval
+        self.restart_cap = max(max_backoff, interval)
         self._publisher = publisher
         self._outbox = outbox
-        self._interval = interval
         # Younger events are probably still being published by the request that committed them.
         self._grace = grace
         self._batch_size = batch_size
         self._max_batches = max_batches
-        self._max_backoff = max_backoff
-        self._wakeup = asyncio.Event()
-
-    def wake(self) -> None:
-        """Sweep now rather than at the next interval (e.g. on a database notification)."""
-        self._wakeup.set()
 
     async def sweep(self) -> int:
         """One pass: publish unpublished events older than the grace period; returns how many."""
@@ -152,21 +147,7 @@ class Sweeper(Loop):
                 break
         return total
 
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            self._wakeup.clear()
-            try:
-                published = await self.sweep()
-            except Exception:
-                failures += 1
-                delay = backoff(failures, base=self._interval, cap=max(self._max_backoff, self._interval))
-                logger.exception("sweeping unpublished events failed; retrying in %.1f s", delay)
-            else:
-                failures = 0
-                delay = self._interval
-                if published:
-                    logger.info("swept %d unpublished event(s)", published)
-            with contextlib.suppress(TimeoutError):  # the interval passed: sweep again
-                async with asyncio.timeout(delay):
-                    await self._wakeup.wait()
+    async def tick(self) -> None:
+        published = await self.sweep()
+        if published:
+            logger.info("swept %d unpublished event(s)", published)

@@ -18,9 +18,8 @@ from redis.exceptions import RedisError
 
 from ordercast.errors import Unavailable
 from ordercast.events import Event, Position
-from ordercast.realtime.backoff import backoff
-from ordercast.realtime.broker import FeedItem, Placed, Replay, Reset, ResetReason, Resumed, new_epoch
-from ordercast.running import Running
+from ordercast.realtime.broker import FeedBuffer, FeedItem, Placed, Replay, Reset, ResetReason, Resumed, new_epoch
+from ordercast.running import Loop, Running
 
 logger = logging.getLogger("ordercast.realtime.redis")
 
@@ -121,6 +120,7 @@ class RedisBroker(Running):
         reconnect_base: float = 0.1,
         reconnect_cap: float = 5.0,
         max_connections: int = 50,
+        feed_size: int = 10_000,
     ) -> None:
         self._max_connections = max_connections
         self._url = url
@@ -131,6 +131,7 @@ class RedisBroker(Running):
         self._health_interval = health_interval
         self._reconnect_base = reconnect_base
         self._reconnect_cap = reconnect_cap
+        self._feed_size = feed_size
         self.feed_channel = f"{prefix}feed"
         # The feed's connection is named so an operator (or a test) can find it in CLIENT LIST.
         self.feed_client_name = re.sub(r"[^\w:.{}-]", "_", prefix) + "feed"
@@ -215,39 +216,12 @@ class RedisBroker(Running):
         ]
 
     async def feed(self) -> AsyncGenerator[FeedItem, None]:
-        failures = 0
-        while True:
-            pubsub = self._feed_client().pubsub()
-            try:
-                await pubsub.subscribe(self.feed_channel)
-                silent = 0
-                while True:
-                    message = await pubsub.get_message(timeout=self._health_interval)
-                    if message is None:
-                        # Nothing heard for a while: a PING must come back, else the connection is dead
-                        # (a vanished peer sends no RST; only a timeout tells).
-                        silent += 1
-                        if silent > 1:
-                            raise TimeoutError("no answer from Redis on the feed connection")
-                        await pubsub.ping()
-                        continue
-                    silent = 0
-                    kind = message["type"]
-                    if kind == b"message" or kind == "message":
-                        for placed in _placed(message["data"]):
-                            yield placed
-                    elif kind == b"subscribe" or kind == "subscribe":
-                        # Redis confirms the subscription only once it is in place, so everything placed
-                        # from here on reaches this feed; the hub reads what came before from history.
-                        failures = 0
-                        yield Resumed()
-            except (RedisError, OSError, TimeoutError) as exc:
-                failures += 1
-                logger.warning("broker feed interrupted (%s); reconnecting", exc or type(exc).__name__)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff(failures, base=self._reconnect_base, cap=self._reconnect_cap))
+        # Its own loop reads the subscription into a bounded buffer: a lost connection is subscribed
+        # again (with backoff) like any failed loop, and a reader far behind gets `Resumed`.
+        buffer = FeedBuffer(self._feed_size)
+        async with _FeedSubscription(self, buffer):
+            while (item := await buffer.get()) is not None:
+                yield item
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
@@ -274,6 +248,51 @@ class RedisBroker(Running):
                 return await script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise Unavailable(_UNAVAILABLE) from exc
+
+
+class _FeedSubscription(Loop):
+    """One feed's pub/sub subscription, into the feed's buffer; subscribed again after a backoff when it is lost."""
+
+    name = "ordercast.realtime.redis.feed"
+    # A lost connection is routine: the feed says `Resumed` once subscribed again, and the hub reads
+    # what was placed meanwhile from history.
+    expected_failures = (RedisError, OSError, TimeoutError, Unavailable)
+
+    def __init__(self, broker: RedisBroker, buffer: FeedBuffer) -> None:
+        self.restart_base = broker._reconnect_base
+        self.restart_cap = broker._reconnect_cap
+        self._broker = broker
+        self._buffer = buffer
+
+    async def run(self) -> None:
+        broker = self._broker
+        pubsub = broker._feed_client().pubsub()
+        try:
+            await pubsub.subscribe(broker.feed_channel)
+            silent = 0
+            while True:
+                message = await pubsub.get_message(timeout=broker._health_interval)
+                if message is None:
+                    # Nothing heard for a while: a PING must come back, else the connection is dead
+                    # (a vanished peer sends no RST; only a timeout tells).
+                    silent += 1
+                    if silent > 1:
+                        raise TimeoutError("no answer from Redis on the feed connection")
+                    await pubsub.ping()
+                    continue
+                silent = 0
+                kind = message["type"]
+                if kind == b"message" or kind == "message":
+                    for placed in _placed(message["data"]):
+                        self._buffer.put(placed)
+                elif kind == b"subscribe" or kind == "subscribe":
+                    # Redis confirms the subscription only once it is in place, so everything placed
+                    # from here on reaches this feed; the hub reads what came before from history.
+                    self.succeeded()
+                    self._buffer.put(Resumed())
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
 
 
 def _text(value: bytes | str) -> str:

@@ -6,7 +6,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ordercast.errors import MethodNotAllowed
-from ordercast.realtime.hub import Hub, Message, Subscription
+from ordercast.realtime.hub import Hub, Subscription
+from ordercast.realtime.message import Message
 from ordercast.realtime.transport import Authorize, Outlet, watch_disconnect
 
 _HEADERS = [

@@ -6,7 +6,6 @@ Every change that moves an admin's unread count writes an event carrying the new
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,8 +19,7 @@ from ordercast.events import Event
 from ordercast.ids import is_id, new_id
 from ordercast.models import AdminUser, Category, Notification, NotificationPreference
 from ordercast.models.sql import Statement
-from ordercast.realtime.backoff import backoff
-from ordercast.running import Loop
+from ordercast.running import Periodic
 from ordercast.services import inbox
 from ordercast.services.outbox import Publish, record_event
 from ordercast.services.schemas import PreferencesUpdate
@@ -178,29 +176,20 @@ async def set_preferences(user_id: str, update: PreferencesUpdate) -> dict[str, 
     return await preferences(user_id)
 
 
-class NotificationExpiry(Loop):
+class NotificationExpiry(Periodic):
     """Deletes notifications older than the retention, every `interval` seconds (in every process:
     each deletes rows the others haven't locked)."""
 
     name = "ordercast.notifications.expiry"
 
     def __init__(self, publish: Publish, *, retention: float, interval: float) -> None:
+        super().__init__(interval)
+        self.restart_base = min(interval, 1.0)
+        self.restart_cap = interval
         self._publish = publish
         self._retention = timedelta(seconds=retention)
-        self._interval = interval
 
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            delay = self._interval
-            try:
-                expired = await expire(datetime.now(UTC) - self._retention, publish=self._publish)
-            except Exception:
-                failures += 1
-                delay = backoff(failures, base=min(self._interval, 1.0), cap=self._interval)
-                logger.exception("expiring old notifications failed; retrying in %.1f s", delay)
-            else:
-                failures = 0
-                if expired:
-                    logger.info("deleted %d notification(s) past their retention", expired)
-            await asyncio.sleep(delay)
+    async def tick(self) -> None:
+        expired = await expire(datetime.now(UTC) - self._retention, publish=self._publish)
+        if expired:
+            logger.info("deleted %d notification(s) past their retention", expired)

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from tortoise import connections
 
+from ordercast import running
 from ordercast.server.http import JSON
 from ordercast.server.openapi import ApiRoute, Operation, openapi_document
 from ordercast.server.runtime import runtime
@@ -30,8 +31,20 @@ async def readyz(request: Request) -> Response:
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"unreachable: {type(exc).__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return JSON({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+    # The process's background loops by name; of several with one name, one that is not alive speaks for all.
+    loops: dict[str, str] = {}
+    alive = True
+    for loop in running.loops():
+        if not loop.alive:
+            alive = False
+            loops[loop.name] = loop.status
+        else:
+            loops.setdefault(loop.name, loop.status)
+    ready = alive and all(value == "ok" for value in checks.values())
+    return JSON(
+        {"status": "ready" if ready else "unavailable", "checks": checks, "loops": loops},
+        status_code=200 if ready else 503,
+    )
 
 
 async def metrics(request: Request) -> Response:
