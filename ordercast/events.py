@@ -37,11 +37,18 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def channels_for(event_type: str, customer_id: str | None) -> tuple[str, ...]:
-    """Every event goes to `admin`; order and review events also to their customer's channel."""
+def channels_for(event_type: str, customer_id: str | None, data: dict[str, Any]) -> tuple[str, ...]:
+    """Every event goes to `admin`; order and review events also to their customer's channel, except a
+    change of what only the shop sees (the internal note)."""
     if customer_id and (event_type.startswith("order.") or event_type == "review.created"):
-        return (ADMIN_CHANNEL, customer_channel(customer_id))
+        if not shop_only(event_type, data):
+            return (ADMIN_CHANNEL, customer_channel(customer_id))
     return (ADMIN_CHANNEL,)
+
+
+def shop_only(event_type: str, data: dict[str, Any]) -> bool:
+    """An `order.updated` that changed nothing but the shop's internal note: customers never hear of it."""
+    return event_type == "order.updated" and data.get("changed") == ["note"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,10 @@ async def orders(update: Update, context: Context, who: LinkedCaller) -> None:
     if not recent:
         await say(context, who, who.texts.fill(texts.NO_ORDERS))
         return
-    lines = [who.texts.fill(texts.YOUR_ORDERS), *(order_line(order.as_json(), who.texts) for order in recent)]
+    lines = [
+        who.texts.fill(texts.YOUR_ORDERS),
+        *(order_line(order.as_json(internal=False), who.texts) for order in recent),
+    ]
     lines += ["", who.texts.fill(texts.MORE_ORDERS)]
     await say(context, who, "\n".join(lines))
 
@@ -39,7 +42,7 @@ async def order(update: Update, context: Context, who: LinkedCaller) -> None:
         # Another customer's order is "not found" too: nobody learns which numbers exist.
         await say(context, who, who.texts.fill(texts.ORDER_NOT_FOUND, number=Value(f"#{ref[:40]}")))
         return
-    await say(context, who, order_details(found.as_json(), who.texts))
+    await say(context, who, order_details(found.as_json(internal=False), who.texts))
 
 
 @linked

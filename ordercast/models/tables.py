@@ -103,8 +103,10 @@ class Order(Model):
         self.version += 1
         return current
 
-    def as_json(self) -> dict[str, Any]:
-        return {
+    def as_json(self, *, internal: bool = True) -> dict[str, Any]:
+        """The order as the API shows it; `internal=False` leaves out the shop's note (what customers,
+        tracking links and every event see)."""
+        shown = {
             "id": self.id,
             "number": self.number,
             "customer_id": self.customer_id,
@@ -118,6 +120,9 @@ class Order(Model):
             "created_at": format_time(self.created_at),
             "updated_at": format_time(self.updated_at),
         }
+        if not internal:
+            del shown["note"]
+        return shown
 
 
 class EventRecord(Model):

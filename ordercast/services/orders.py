@@ -86,7 +86,9 @@ class Orders:
                         external_id=draft.external_id,
                         using_db=conn,
                     )
-                    event = await record_event(conn, "order.created", {"order": order.as_json()}, order=order)
+                    event = await record_event(
+                        conn, "order.created", {"order": order.as_json(internal=False)}, order=order
+                    )
                     if claim is not None:
                         response = idempotency.StoredResponse(201, order.as_json())
                         await idempotency.complete(conn, claim, response)
@@ -130,7 +132,7 @@ class Orders:
                     setattr(order, name, fields[name])
                 order.version += 1
                 await order.save(using_db=conn)
-                data = {"order": order.as_json(), "changed": sorted(changed)}
+                data = {"order": order.as_json(internal=False), "changed": sorted(changed)}
                 events.append(await record_event(conn, "order.updated", data, order=order))
         self._publish(events)
         return order
@@ -143,7 +145,7 @@ class Orders:
                 if name in change.model_fields_set:
                     setattr(order, name, getattr(change, name))
             await order.save(using_db=conn)
-            data = {"order": order.as_json(), "from": previous.value, "to": order.status}
+            data = {"order": order.as_json(internal=False), "from": previous.value, "to": order.status}
             event = await record_event(conn, "order.status_changed", data, order=order)
         self._publish([event])
         return order

@@ -31,7 +31,7 @@ def _as_event(record: EventRecord) -> Event:
         occurred_at=record.occurred_at,
         data=record.data,
         ordering_key=record.order_id,
-        channels=channels_for(record.type, record.customer_id),
+        channels=channels_for(record.type, record.customer_id, record.data),
     )
 
 
@@ -56,7 +56,7 @@ async def record_event(
         occurred_at=occurred_at or datetime.now(UTC),
         data=data,
         ordering_key=order.id if order else None,
-        channels=channels_for(event_type, customer_id),
+        channels=channels_for(event_type, customer_id, data),
     )
     # Plain SQL: in every change's transaction, building the ORM's INSERT cost more than running it.
     await insert(

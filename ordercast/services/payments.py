@@ -111,7 +111,7 @@ class Payments:
                 previous = order.transition(to=target)
                 await order.save(using_db=conn)
                 payload = {
-                    "order": order.as_json(),
+                    "order": order.as_json(internal=False),
                     "from": previous.value,
                     "to": order.status,
                     "payment_id": data.payment_id,

@@ -11,7 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, API_KEY, ServerProcess, new_customer, new_order
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, API_KEY, ServerProcess, new_customer, new_order, wait_for
+from tests.streams import sse
 
 
 @contextlib.asynccontextmanager
@@ -288,3 +289,28 @@ async def test_an_order_total_beyond_the_column_is_422(client: httpx.AsyncClient
     )
     assert response.status_code == 422
     assert "items" in response.json()["error"]["details"]["fields"]
+
+
+async def test_the_shops_note_never_reaches_the_customer(client: httpx.AsyncClient, server: ServerProcess) -> None:
+    customer = await new_customer(client)
+    order = await new_order(client, customer["id"])
+    token = (await client.post(f"/api/v1/customers/{customer['id']}/stream-token")).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(base_url=server.base_url, headers=auth, timeout=10) as reader,
+        sse(reader) as stream,
+        sse(client) as admin_stream,
+    ):
+        await wait_for(lambda: stream.comments or stream.messages, message="the customer's stream to open")
+        noted = await client.patch(f"/api/v1/orders/{order['id']}", json={"note": "customer was rude, check address"})
+        assert noted.json()["note"] == "customer was rude, check address"  # the shop sees it
+        await client.post(f"/api/v1/orders/{order['id']}/status", json={"status": "paid"})
+        await wait_for(lambda: stream.of_type("order.status_changed"), message="the status change, for the customer")
+        await wait_for(lambda: admin_stream.of_type("order.status_changed"), message="the status change, for admins")
+        # The change of the note alone reached the admins, and nothing of it the customer.
+        assert [m.data["data"]["changed"] for m in admin_stream.of_type("order.updated")] == [["note"]]
+        assert stream.of_type("order.updated") == []
+        assert "rude" not in str([m.data for m in stream.messages])
+        assert "note" not in stream.of_type("order.status_changed")[0].data["data"]["order"]
+        assert "note" not in (await reader.get(f"/api/v1/orders/{order['id']}")).json()
+        assert all("note" not in item for item in (await reader.get("/api/v1/orders")).json()["items"])

@@ -105,7 +105,7 @@ async def list_orders(request: Request) -> Response:
     page, more = rows[:limit], len(rows) > limit
     return JSON(
         {
-            "items": [order.as_json() for order in page],
+            "items": [order.as_json(internal=principal.customer_id is None) for order in page],
             "next_cursor": encode_cursor(page[-1].id, filters) if more else None,
             "position": position,
         }
@@ -115,7 +115,7 @@ async def list_orders(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     principal = await runtime(request).auth.principal(request)
     order = await find_order(request.path_params["ref"], customer_id=principal.customer_id)
-    return JSON(order.as_json())
+    return JSON(order.as_json(internal=principal.customer_id is None))
 
 
 async def patch_order(request: Request) -> Response:
