@@ -13,6 +13,7 @@ from ordercast.models.notifications import (
     Severity,
 )
 from ordercast.models.payments import Payment, WebhookReceipt
+from ordercast.models.sessions import AdminSession
 from ordercast.models.tables import (
     AdminUser,
     ApiKey,
@@ -29,6 +30,7 @@ from ordercast.models.telegram import TelegramChat, TelegramLink
 __all__ = [
     "TRANSITIONS",
     "UNFINISHED",
+    "AdminSession",
     "AdminUser",
     "Alert",
     "ApiKey",

@@ -176,6 +176,8 @@ class AdminUser(Model):
     # with every unread notification.
     unread_notifications = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Set by `ordercast admin disable`: no login, no session, no API key acts as them until enabled.
+    disabled_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "admin_users"
@@ -189,20 +191,27 @@ class ApiKey(Model):
     user_id: str
     name = fields.CharField(max_length=255, default="")
     key_hash = fields.CharField(max_length=64, unique=True)
+    # The key's first characters, so its owner can tell keys apart ("" for keys made before it was kept).
+    prefix = fields.CharField(max_length=16, default="", db_default="")
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Written at most once a minute per process (on a lookup the cache missed), not on every request.
+    last_used_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "api_keys"
 
 
 class LoginFailure(Model):
+    """A login attempt: written before it is judged (so parallel guesses all count), kept if it failed."""
+
     id = fields.BigIntField(primary_key=True)
     email = fields.CharField(max_length=320)
+    ip = fields.CharField(max_length=64, default="", db_default="")
     at = fields.DatetimeField()
 
     class Meta:
         table = "login_failures"
-        indexes = (("email", "at"),)
+        indexes = (("email", "ip", "at"), ("ip", "at"))
 
 
 class IdempotencyKey(Model):
