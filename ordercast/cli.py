@@ -143,6 +143,9 @@ def _cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_vapid(args: argparse.Namespace, settings: Settings) -> int:
     from ordercast.notify.vapid import InvalidKey, VapidKey
     from ordercast.services.push import rotate_vapid_key, vapid_key
+    from ordercast.services.secrets import SecretUnreadable, secret_box
+
+    box = secret_box(settings.secret_key.get_secret_value() if settings.secret_key else None)
 
     if settings.vapid_private_key is not None:
         if args.rotate:
@@ -157,11 +160,15 @@ def _cmd_vapid(args: argparse.Namespace, settings: Settings) -> int:
     if settings.is_sqlite:
         asyncio.run(upgrade(settings.database_url))
     if not args.rotate:
-        key = asyncio.run(_with_db(settings, vapid_key))
+        try:
+            key = asyncio.run(_with_db(settings, lambda: vapid_key(None, box)))
+        except SecretUnreadable as error:
+            print(f"ordercast: {error}", file=sys.stderr)
+            return 1
         assert isinstance(key, VapidKey)
         print(key.public_key)
         return 0
-    rotated = asyncio.run(_with_db(settings, rotate_vapid_key))
+    rotated = asyncio.run(_with_db(settings, lambda: rotate_vapid_key(box)))
     assert isinstance(rotated, tuple)
     key, dropped = rotated
     print(key.public_key)

@@ -48,12 +48,13 @@ from ordercast.server.routes import ROUTES, pages
 from ordercast.server.runtime import Runtime, runtime
 from ordercast.server.signatures import StandardWebhooks, StripeSignatures
 from ordercast.services import push as push_service
-from ordercast.services.accounts import KeyRing, ensure_admin, service_admin, shared_secret
+from ordercast.services.accounts import KeyRing, ensure_admin, service_admin
 from ordercast.services.notifications import NotificationExpiry
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
 from ordercast.services.payments import Payments
 from ordercast.services.reviews import Reviews
+from ordercast.services.secrets import SecretBox, secret_box, shared_secret
 from ordercast.services.telegram import forget_chat
 
 log = logging.getLogger("ordercast.server")
@@ -109,10 +110,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     f"the database schema is not up to date ({len(pending)} migration(s) pending: "
                     f"{', '.join(pending)}): run `ordercast migrate` first"
                 )
-            secret_key = (
-                settings.secret_key.get_secret_value()
-                if settings.secret_key
-                else await shared_secret("secret_key", lambda: secrets.token_urlsafe(48))
+            # Generated secrets are stored sealed under the configured key (in clear when it is generated too).
+            box = secret_box(secret_value(settings.secret_key))
+            secret_key = secret_value(settings.secret_key) or await shared_secret(
+                "secret_key", lambda: secrets.token_urlsafe(48)
             )
             if settings.admin_email and settings.admin_password:
                 await ensure_admin(settings.admin_email.lower(), settings.admin_password.get_secret_value())
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     dispatcher.wake()
 
             vapid = CurrentKey(
-                lambda: push_service.vapid_key(secret_value(settings.vapid_private_key)),
+                lambda: push_service.vapid_key(secret_value(settings.vapid_private_key), box),
                 ttl=settings.vapid_reload_interval,
             )
             await vapid.get()  # generated and stored now if this is the first start; a bad configured key stops it
@@ -190,7 +191,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 telegram = await stack.enter_async_context(
                     TelegramBot(
                         settings,
-                        webhook_secret=await telegram_webhook_secret(settings),
+                        webhook_secret=await telegram_webhook_secret(settings, box),
                         redis=redis,
                         reviews=Reviews(publish=publish),
                         limiter=limiter,
@@ -261,11 +262,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-async def telegram_webhook_secret(settings: Settings) -> str:
+async def telegram_webhook_secret(settings: Settings, box: SecretBox | None) -> str:
     """The configured secret, else one generated once and shared by every process through the database."""
     if settings.telegram_webhook_secret is not None:
         return settings.telegram_webhook_secret.get_secret_value()
-    return await shared_secret("telegram_webhook_secret", lambda: secrets.token_urlsafe(32))
+    return await shared_secret("telegram_webhook_secret", lambda: secrets.token_urlsafe(32), box)
 
 
 def telegram_limiter(settings: Settings, redis: Redis | None) -> Limiter:

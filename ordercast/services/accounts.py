@@ -1,13 +1,11 @@
-"""Admins, API keys, logins and the generated secrets every process shares."""
+"""Admins, API keys and logins."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -15,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 
 from ordercast.errors import NotFound, RateLimited
-from ordercast.models import AdminUser, ApiKey, LoginFailure, StoredSecret
+from ordercast.models import AdminUser, ApiKey, LoginFailure
 
 SERVICE_ADMIN = "service"
 API_KEY_PREFIX = "ock_"
@@ -105,13 +103,3 @@ async def login(email: str, password: str, *, max_failures: int, window: float) 
         return None
     await LoginFailure.filter(email=email).delete()
     return user
-
-
-async def shared_secret(name: str, generate: Callable[[], str]) -> str:
-    """The secret `name`, generated and stored by whichever process asks first."""
-    found = await StoredSecret.get_or_none(name=name)
-    if found is not None:
-        return found.value
-    with contextlib.suppress(IntegrityError):  # another process stored it first; theirs wins
-        await StoredSecret.create(name=name, value=generate())
-    return (await StoredSecret.get(name=name)).value

@@ -73,7 +73,11 @@ async def test_rotating_the_key_reaches_the_running_server_and_drops_old_subscri
     start_pg_server: Callable[..., Awaitable[ServerProcess]],
 ) -> None:
     server = await start_pg_server(vapid_reload_interval=0.3)
-    env = {"ORDERCAST_DATABASE_URL": server.stack.database_url}
+    # The stored key is sealed under the servers' secret key: the command needs the same one.
+    env = {
+        "ORDERCAST_DATABASE_URL": server.stack.database_url,
+        "ORDERCAST_SECRET_KEY": server.env["ORDERCAST_SECRET_KEY"],
+    }
     try:
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with (
