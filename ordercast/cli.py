@@ -41,6 +41,7 @@ class Server(uvicorn.Server):
 
 def serve(settings: Settings, *, after_start: Callable[[], object] | None = None) -> None:
     from ordercast.server.app import create_app, signal_shutdown
+    from ordercast.server.protocol import http_protocol
 
     app = create_app(settings)
     config = uvicorn.Config(
@@ -51,9 +52,13 @@ def serve(settings: Settings, *, after_start: Callable[[], object] | None = None
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_interval,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        # The app sees the socket peer and applies ORDERCAST_TRUSTED_PROXIES itself: uvicorn's own
+        # rewrite (on by default for 127.0.0.1) would let any local process name any client address.
+        proxy_headers=False,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol(settings.request_read_timeout),
         ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
     )
     server = Server(config, on_exit=lambda: signal_shutdown(app))
     # uvicorn's Config(loop=...) only applies through Server.run(); asyncio.run() would use the stdlib loop.

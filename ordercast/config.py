@@ -47,12 +47,20 @@ class Settings(BaseSettings):
     connection_queue: int = Field(default=1000, ge=1)
     # A stream write the client doesn't take within this many seconds cuts the connection.
     send_timeout: float = Field(default=10, gt=0)
+    # A request (headers and body) that hasn't arrived whole this many seconds after its first byte is cut.
+    request_read_timeout: float = Field(default=30, gt=0)
+    ws_max_frame_bytes: int = Field(default=65_536, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
     # Tuning: every interval a test would wait on is a setting, so tests can shrink it.
     login_max_failures: int = Field(default=10, ge=1)
+    login_max_failures_per_ip: int = Field(default=50, ge=1)
     login_window: float = Field(default=900, gt=0)
+    # argon2 hashes at once per process (each ~190 ms of CPU and 64 MiB); a login beyond them gets 429.
+    password_hash_concurrency: int = Field(default=2, ge=1)
+    # Comma-separated proxy addresses/CIDRs whose X-Forwarded-For names the client.
+    trusted_proxies: str | None = None
     session_max_age: float = Field(default=7 * 86_400, gt=0)
     idempotency_ttl: float = Field(default=86_400, gt=0)
     idempotency_lease: float = Field(default=60, gt=0)
