@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
@@ -73,6 +73,29 @@ async def serving(app: Any, what: str) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+class Fake(Protocol):
+    """A fake of an internet service: an ASGI app, served at `url`, closed at the end."""
+
+    app: Any
+    url: str
+
+    async def close(self) -> None: ...
+
+
+FakeT = TypeVar("FakeT", bound=Fake)
+
+
+@contextlib.asynccontextmanager
+async def running_fake(fake: FakeT, what: str) -> AsyncIterator[FakeT]:
+    """Serve `fake` on a free port in this event loop, with its `url` set, and close it at the end."""
+    async with serving(fake.app, what) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            await fake.close()
 
 
 @dataclass

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import serving, wait_for
+from tests.conftest import running_fake, wait_for
 
 TOKEN = "7000000001:AAHfakeTokenForOrdercastTests_0123456"
 BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "Ordercast Shop", "username": "ordercast_test_bot"}
@@ -383,9 +383,5 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
 @contextlib.asynccontextmanager
 async def running(fake: FakeBotAPI) -> AsyncIterator[FakeBotAPI]:
     """Serve `fake` on a free port in this event loop (its `url` is the Bot API root)."""
-    async with serving(fake.app, "the fake Bot API") as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            await fake.close()
+    async with running_fake(fake, "the fake Bot API") as served:
+        yield served

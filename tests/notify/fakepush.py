@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import serving, wait_for
+from tests.conftest import running_fake, wait_for
 
 MAX_BODY = 4096
 MAX_EXPIRY = 24 * 3600
@@ -279,9 +279,5 @@ def token_of(subscription: dict[str, Any]) -> str:
 @contextlib.asynccontextmanager
 async def running(fake: FakePushService) -> AsyncIterator[FakePushService]:
     """Serve `fake` on a free port in this event loop (its `url` is the service's origin)."""
-    async with serving(fake.app, "the fake push service") as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            await fake.close()
+    async with running_fake(fake, "the fake push service") as served:
+        yield served

@@ -10,7 +10,6 @@ import contextlib
 import os
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,23 +34,10 @@ from ordercast.realtime.memory import MemoryBroker
 from ordercast.realtime.redisbroker import RedisBroker
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
+from tests.conftest import wait_for
 
 REDIS = os.environ.get("ORDERCAST_TEST_REDIS", "redis://127.0.0.1:6379/0")
 BROKERS = ["memory", "redis"]
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = 5, message: str = "condition") -> Any:
-    """Poll `condition` (sync or async) until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await asyncio.sleep(0.01)
 
 
 def make_event(customer_id: str | None = None, ordering_key: str | None = None, **data: Any) -> Event:
