@@ -1,4 +1,4 @@
-"""The command line: `ordercast serve | demo | migrate | vapid | admin create | apikey create`."""
+"""The command line: `ordercast serve | demo | migrate | vapid | admin … | apikey …`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging.config
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import FrameType
 
 import uvicorn
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from tortoise import Tortoise
 
 from ordercast.config import Settings
+from ordercast.events import format_time
 from ordercast.models.db import tortoise_config, upgrade
 from ordercast.server.logs import log_config
 
@@ -41,7 +42,6 @@ class Server(uvicorn.Server):
 
 def serve(settings: Settings, *, after_start: Callable[[], object] | None = None) -> None:
     from ordercast.server.app import create_app, signal_shutdown
-    from ordercast.server.protocol import http_protocol
 
     app = create_app(settings)
     config = uvicorn.Config(
@@ -56,9 +56,8 @@ def serve(settings: Settings, *, after_start: Callable[[], object] | None = None
         # rewrite (on by default for 127.0.0.1) would let any local process name any client address.
         proxy_headers=False,
         loop="uvloop",
-        http=http_protocol(settings.request_read_timeout),
+        http="httptools",
         ws="websockets-sansio",
-        ws_max_size=settings.ws_max_frame_bytes,
     )
     server = Server(config, on_exit=lambda: signal_shutdown(app))
     # uvicorn's Config(loop=...) only applies through Server.run(); asyncio.run() would use the stdlib loop.
@@ -145,6 +144,94 @@ def _cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _account_command(settings: Settings, work: Callable[[], Awaitable[list[str]]]) -> int:
+    """Run an admin or API key command; its lines on stdout, or its refusal as one line on stderr."""
+    from ordercast.errors import OrdercastError
+
+    if settings.is_sqlite:
+        asyncio.run(upgrade(settings.database_url))
+    try:
+        lines = asyncio.run(_with_db(settings, work))
+    except OrdercastError as exc:
+        print(f"ordercast: {exc.message}", file=sys.stderr)
+        return 1
+    assert isinstance(lines, list)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _cmd_admin_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.services.accounts import list_admins
+
+    async def work() -> list[str]:
+        return [
+            f"{user.email}\t{'disabled' if user.disabled_at else 'active'}\t{format_time(user.created_at)}"
+            for user in await list_admins()
+        ]
+
+    return _account_command(settings, work)
+
+
+def _cmd_admin_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.services.accounts import disable_admin
+
+    async def work() -> list[str]:
+        taken = await disable_admin(args.email.lower())
+        print(
+            f"admin {args.email.lower()} is disabled: {taken.sessions} session(s) ended, {taken.api_keys} API"
+            f" key(s) revoked, {taken.push_subscriptions} push subscription(s) removed; running servers refuse"
+            f" them within {settings.auth_cache_ttl:g} s",
+            file=sys.stderr,
+        )
+        return []
+
+    return _account_command(settings, work)
+
+
+def _cmd_admin_enable(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.services.accounts import enable_admin
+
+    async def work() -> list[str]:
+        await enable_admin(args.email.lower())
+        print(f"admin {args.email.lower()} may log in again", file=sys.stderr)
+        return []
+
+    return _account_command(settings, work)
+
+
+def _cmd_apikey_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.services.accounts import SERVICE_ADMIN, EnvKey, list_api_keys
+
+    async def work() -> list[str]:
+        lines = [
+            f"{key.id}\t{SERVICE_ADMIN}\t{key.prefix}…\t(ORDERCAST_API_KEYS: not revocable)\t-\t-"
+            for key in map(EnvKey.of, settings.api_key_list)
+        ]
+        for key in await list_api_keys():
+            await key.fetch_related("user")
+            used = format_time(key.last_used_at) if key.last_used_at else "never used"
+            created = format_time(key.created_at)
+            lines.append(f"{key.id}\t{key.user.email}\t{key.prefix or 'ock_'}…\t{key.name}\t{created}\t{used}")
+        return lines
+
+    return _account_command(settings, work)
+
+
+def _cmd_apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.errors import Conflict
+    from ordercast.services.accounts import EnvKey, revoke_api_key
+
+    async def work() -> list[str]:
+        if any(EnvKey.of(key).id == args.id for key in settings.api_key_list):
+            raise Conflict(f"{args.id} comes from ORDERCAST_API_KEYS: remove it there to revoke it")
+        await revoke_api_key(args.id)
+        print(f"revoked {args.id}; running servers refuse it within {settings.auth_cache_ttl:g} s", file=sys.stderr)
+        return []
+
+    return _account_command(settings, work)
+
+
 def _cmd_vapid(args: argparse.Namespace, settings: Settings) -> int:
     from ordercast.notify.vapid import InvalidKey, VapidKey
     from ordercast.services.push import rotate_vapid_key, vapid_key
@@ -205,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_admin.add_argument("--email", required=True, help="the admin's email (their login)")
     create_admin.add_argument("--password", help="the password (prompted for when missing)")
     create_admin.set_defaults(run=_cmd_admin_create)
+    admin_cmds.add_parser("list", help="list the admins: email, active or disabled, created").set_defaults(
+        run=_cmd_admin_list
+    )
+    disable_admin = admin_cmds.add_parser(
+        "disable", help="stop an admin: no login; their sessions end, API keys and push subscriptions go"
+    )
+    disable_admin.add_argument("email", help="the admin's email")
+    disable_admin.set_defaults(run=_cmd_admin_disable)
+    enable_admin = admin_cmds.add_parser("enable", help="let a disabled admin log in again")
+    enable_admin.add_argument("email", help="the admin's email")
+    enable_admin.set_defaults(run=_cmd_admin_enable)
 
     vapid_p = commands.add_parser("vapid", help="print the Web Push (VAPID) public key, or --rotate the key pair")
     vapid_p.add_argument(
@@ -220,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--admin", help="the admin the key acts as (default: the built-in service admin)")
     create_key.add_argument("--name", default="", help="a label to recognise the key by")
     create_key.set_defaults(run=_cmd_apikey_create)
+    key_cmds.add_parser(
+        "list", help="list API keys (never the keys): id, admin, prefix, name, created, last used"
+    ).set_defaults(run=_cmd_apikey_list)
+    revoke_key = key_cmds.add_parser("revoke", help="revoke an API key by its id")
+    revoke_key.add_argument("id", help="the key's id (key_…), as `apikey list` shows it")
+    revoke_key.set_defaults(run=_cmd_apikey_revoke)
     return parser
 
 

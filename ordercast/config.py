@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -47,9 +48,6 @@ class Settings(BaseSettings):
     connection_queue: int = Field(default=1000, ge=1)
     # A stream write the client doesn't take within this many seconds cuts the connection.
     send_timeout: float = Field(default=10, gt=0)
-    # A request (headers and body) that hasn't arrived whole this many seconds after its first byte is cut.
-    request_read_timeout: float = Field(default=30, gt=0)
-    ws_max_frame_bytes: int = Field(default=65_536, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -132,6 +130,17 @@ class Settings(BaseSettings):
             raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str | None) -> str | None:
+        for item in (value or "").split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{item.strip()!r} is not an IP address or CIDR") from None
+        return value
+
     @model_validator(mode="after")
     def _default_base_url(self) -> Settings:
         if not self.base_url:
@@ -151,6 +160,11 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        items = (self.trusted_proxies or "").split(",")
+        return [ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip()]
 
     @property
     def telegram_enabled(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,7 +33,21 @@ def ordercast(
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["demo"], ["migrate"], ["admin"], ["admin", "create"], ["apikey"], ["apikey", "create"]],
+    [
+        [],
+        ["serve"],
+        ["demo"],
+        ["migrate"],
+        ["admin"],
+        ["admin", "create"],
+        ["admin", "list"],
+        ["admin", "disable"],
+        ["admin", "enable"],
+        ["apikey"],
+        ["apikey", "create"],
+        ["apikey", "list"],
+        ["apikey", "revoke"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = ordercast(*command, "--help")
@@ -62,6 +77,49 @@ def test_apikey_create_prints_only_the_key_and_admin_create_sets_a_password(tmp_
     assert "nobody@example.com" in missing.stderr
     short = ordercast("admin", "create", "--email", "x@example.com", "--password", "short", env=env)
     assert short.returncode == 1
+
+
+def test_apikey_list_shows_records_never_keys_and_revoke_removes_one(tmp_path: Path) -> None:
+    env_key = "ock_env_" + secrets.token_urlsafe(24)
+    env = {"ORDERCAST_DATABASE_URL": f"sqlite://{tmp_path / 'keys.db'}", "ORDERCAST_API_KEYS": env_key}
+    key = ordercast("apikey", "create", "--name", "backend", env=env).stdout.strip()
+    listed = ordercast("apikey", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert key not in listed.stdout
+    assert env_key not in listed.stdout
+    (ours,) = [line.split("\t") for line in listed.stdout.splitlines() if "backend" in line]
+    key_id, admin, prefix = ours[:3]
+    assert (admin, prefix) == ("service", key[:12] + "…")
+    (from_env,) = [line.split("\t") for line in listed.stdout.splitlines() if "not revocable" in line]
+
+    revoked = ordercast("apikey", "revoke", key_id, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert key_id not in ordercast("apikey", "list", env=env).stdout
+    for bad, message in [
+        (key_id, f"no API key {key_id}"),
+        ("garbage", "no API key garbage"),
+        (from_env[0], "comes from ORDERCAST_API_KEYS"),
+    ]:
+        refused = ordercast("apikey", "revoke", bad, env=env)
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1
+        assert message in refused.stderr
+
+
+def test_admin_disable_and_enable_show_in_the_list(tmp_path: Path) -> None:
+    env = {"ORDERCAST_DATABASE_URL": f"sqlite://{tmp_path / 'admins.db'}"}
+    assert (
+        ordercast("admin", "create", "--email", "ops@example.com", "--password", "s3cret-pass", env=env).returncode == 0
+    )
+    assert "ops@example.com\tactive\t" in ordercast("admin", "list", env=env).stdout
+    disabled = ordercast("admin", "disable", "ops@example.com", env=env)
+    assert disabled.returncode == 0, disabled.stderr
+    assert "ops@example.com\tdisabled\t" in ordercast("admin", "list", env=env).stdout
+    assert ordercast("admin", "enable", "ops@example.com", env=env).returncode == 0
+    assert "ops@example.com\tactive\t" in ordercast("admin", "list", env=env).stdout
+    missing = ordercast("admin", "disable", "nobody@example.com", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr == "ordercast: no admin 'nobody@example.com'\n"
 
 
 async def test_serve_on_an_unmigrated_postgres_database_says_to_migrate() -> None:

@@ -40,6 +40,7 @@ from ordercast.realtime.publisher import Publisher, Sweeper
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
+from ordercast.server.clients import ClientAddresses
 from ordercast.server.headers import SecurityHeaders
 from ordercast.server.limits import BodyLimit
 from ordercast.server.logs import redact_server_logs
@@ -49,6 +50,7 @@ from ordercast.server.runtime import Runtime, runtime
 from ordercast.server.signatures import StandardWebhooks, StripeSignatures
 from ordercast.services import push as push_service
 from ordercast.services.accounts import KeyRing, ensure_admin, service_admin
+from ordercast.services.logins import Logins, Passwords
 from ordercast.services.notifications import NotificationExpiry
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
@@ -119,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await ensure_admin(settings.admin_email.lower(), settings.admin_password.get_secret_value())
             service = await service_admin()
             tokens = CustomerTokens(secret_key)
-            sessions = Sessions(secret_key, settings.session_max_age)
+            sessions = Sessions(secret_key, settings.session_max_age, cache_ttl=settings.auth_cache_ttl)
             keys = KeyRing(settings.api_key_list, service.id, cache_ttl=settings.auth_cache_ttl)
 
             await stack.enter_async_context(broker)
@@ -217,6 +219,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 auth=Authenticator(keys=keys, tokens=tokens, sessions=sessions, base_url=settings.base_url),
                 tokens=tokens,
                 sessions=sessions,
+                keys=keys,
+                logins=Logins(
+                    Passwords(settings.password_hash_concurrency),
+                    per_pair=settings.login_max_failures,
+                    per_ip=settings.login_max_failures_per_ip,
+                    window=settings.login_window,
+                ),
+                clients=ClientAddresses(settings.trusted_proxy_networks),
                 orders=Orders(publish=publish),
                 broker=broker,
                 hub=hub,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer
 from starlette.requests import HTTPConnection
 
 from ordercast.errors import CsrfFailed, Forbidden, TokenExpired, Unauthenticated
+from ordercast.ids import is_id
+from ordercast.services import sessions
 from ordercast.services.accounts import KeyRing
 
 SESSION_COOKIE = "ordercast_session"
@@ -25,6 +28,8 @@ class Principal:
     user_id: str | None = None
     customer_id: str | None = None
     via_cookie: bool = False
+    # The session a cookie named (None for bearer credentials).
+    session_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -54,21 +59,76 @@ class CustomerTokens:
         return str(payload["c"])
 
 
-class Sessions:
-    """The admin session cookie: the admin's id, signed and timestamped."""
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    """The session a cookie names, and its admin."""
 
-    def __init__(self, secret_key: str, max_age: float) -> None:
+    id: str
+    user_id: str
+
+
+class Sessions:
+    """Admin sessions: a signed cookie naming a session row, the rows looked up through a short cache.
+
+    This process refuses a session it ended at once; other processes within `cache_ttl` seconds.
+    """
+
+    def __init__(self, secret_key: str, max_age: float, cache_ttl: float) -> None:
         self._signer = TimestampSigner(secret_key, salt="ordercast.session")
         self.max_age = max_age
+        self._ttl = cache_ttl
+        # session id -> (admin id, or None for a session that is over; expiry on the monotonic clock)
+        self._cache: dict[str, tuple[str | None, float]] = {}
+        # Bumped by every end here: a lookup that started before one doesn't fill the cache.
+        self._generation = 0
 
-    def issue(self, user_id: str) -> str:
-        return self._signer.sign(user_id).decode()
+    async def open(self, user_id: str, *, user_agent: str, ip: str) -> str:
+        """A new session for the admin; the cookie value naming it."""
+        session_id = await sessions.open_session(user_id, user_agent=user_agent, ip=ip)
+        return self._signer.sign(session_id).decode()
 
-    def verify(self, cookie: str) -> str | None:
+    def session_id(self, cookie: str) -> str | None:
+        """The id the cookie names, if its signature holds and it isn't older than `max_age`."""
         try:
-            return self._signer.unsign(cookie, max_age=int(self.max_age)).decode()
+            value = self._signer.unsign(cookie, max_age=int(self.max_age)).decode()
         except BadSignature:
             return None
+        return value if is_id(value, "ses") else None
+
+    async def verify(self, cookie: str) -> SessionRef | None:
+        session_id = self.session_id(cookie)
+        if session_id is None:
+            return None
+        now = time.monotonic()
+        cached = self._cache.get(session_id)
+        if cached is None or cached[1] <= now:
+            generation = self._generation
+            user_id = await sessions.session_user(session_id, max_age=self.max_age)
+            if generation == self._generation:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[session_id] = (user_id, now + self._ttl)
+        else:
+            user_id = cached[0]
+        return SessionRef(session_id, user_id) if user_id is not None else None
+
+    async def end(self, session_id: str, *, user_id: str | None = None) -> bool:
+        """End one session (of `user_id`, if given); whether there was an active one."""
+        ended = await sessions.end_session(session_id, user_id=user_id)
+        self._forget(lambda cached_id, _: cached_id == session_id)
+        return ended
+
+    async def end_others(self, user_id: str, *, keep: str | None) -> int:
+        """End every session of the admin but `keep`; how many."""
+        ended = await sessions.end_sessions(user_id, keep=keep)
+        self._forget(lambda cached_id, cached_user: cached_user == user_id and cached_id != keep)
+        return ended
+
+    def _forget(self, match: Callable[[str, str | None], bool]) -> None:
+        self._generation += 1
+        for session_id, (user_id, _) in list(self._cache.items()):
+            if match(session_id, user_id):
+                del self._cache[session_id]
 
 
 def origin_of(url: str) -> str:
@@ -94,14 +154,13 @@ class Authenticator:
             if user_id is None:
                 raise Unauthenticated("the API key is not valid")
             return Principal(user_id=user_id)
-        cookie = conn.cookies.get(SESSION_COOKIE)
-        user_id = self._sessions.verify(cookie) if cookie else None
-        if user_id is None:
+        session = await self.session(conn)
+        if session is None:
             raise Unauthenticated()
         is_unsafe = conn.scope["type"] == "websocket" or conn.scope.get("method") not in _SAFE_METHODS
         if is_unsafe and not self.same_origin(conn):
             raise CsrfFailed()
-        return Principal(user_id=user_id, via_cookie=True)
+        return Principal(user_id=session.user_id, via_cookie=True, session_id=session.id)
 
     async def admin(self, conn: HTTPConnection) -> Principal:
         principal = await self.principal(conn)
@@ -109,9 +168,10 @@ class Authenticator:
             raise Forbidden("customer tokens may only read their own orders and events")
         return principal
 
-    def session_user(self, conn: HTTPConnection) -> str | None:
+    async def session(self, conn: HTTPConnection) -> SessionRef | None:
+        """The active session the request's cookie names, if any."""
         cookie = conn.cookies.get(SESSION_COOKIE)
-        return self._sessions.verify(cookie) if cookie else None
+        return await self._sessions.verify(cookie) if cookie else None
 
     def same_origin(self, conn: HTTPConnection) -> bool:
         origin = conn.headers.get("origin")

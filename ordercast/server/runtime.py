@@ -9,8 +9,11 @@ from starlette.requests import HTTPConnection
 
 from ordercast.config import Settings
 from ordercast.server.auth import Authenticator, CustomerTokens, Sessions
+from ordercast.server.clients import ClientAddresses
 from ordercast.server.metrics import Metrics
 from ordercast.server.signatures import StandardWebhooks, StripeSignatures
+from ordercast.services.accounts import KeyRing
+from ordercast.services.logins import Logins
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import Publish
 from ordercast.services.payments import Payments
@@ -30,6 +33,9 @@ class Runtime:
     auth: Authenticator
     tokens: CustomerTokens
     sessions: Sessions
+    keys: KeyRing
+    logins: Logins
+    clients: ClientAddresses
     orders: Orders
     broker: Broker
     hub: Hub

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from ordercast.server.routes import centre, chats, delivery_log, devices, ops, pages, payment_webhooks, shop
+from ordercast.server.routes import account, centre, chats, delivery_log, devices, ops, pages, payment_webhooks, shop
 
 ROUTES: list[BaseRoute] = [
     *shop.routes,
@@ -15,4 +15,5 @@ ROUTES: list[BaseRoute] = [
     *payment_webhooks.routes,
     *ops.routes,
     *pages.routes,
+    *account.routes,
 ]

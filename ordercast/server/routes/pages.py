@@ -14,7 +14,7 @@ from ordercast.server.auth import SESSION_COOKIE
 from ordercast.server.openapi import ApiRoute, Operation, in_query
 from ordercast.server.runtime import runtime
 from ordercast.services import schemas
-from ordercast.services.accounts import login
+from ordercast.services.account_schemas import MAX_EMAIL, MAX_PASSWORD
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 templates = Jinja2Templates(directory=WEB / "templates")
@@ -22,7 +22,7 @@ templates = Jinja2Templates(directory=WEB / "templates")
 
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: `//evil.example` and `https://…` would make the login an open redirect.
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or len(target) > 2048 or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
 
@@ -44,23 +44,24 @@ async def login_submit(request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, max_num_fields=10))
     except (UnicodeDecodeError, ValueError):
         raise Malformed("the login form could not be read") from None
-    email = form.get("email", "").strip().lower()
+    email, password = form.get("email", "").strip().lower(), form.get("password", "")
     next_path = _safe_next(form.get("next"))
+    if len(email) > MAX_EMAIL or len(password) > MAX_PASSWORD:
+        # Refused before anything stores, hashes or logs it (a 100 kB email used to reach the database).
+        error = f"The email may have at most {MAX_EMAIL} characters and the password {MAX_PASSWORD}."
+        context = {"next": next_path, "error": error}
+        return templates.TemplateResponse(request, "login.html", context, status_code=400)
     user = None
-    if email and form.get("password") and "\x00" not in email + form["password"]:
-        user = await login(
-            email,
-            form["password"],
-            max_failures=rt.settings.login_max_failures,
-            window=rt.settings.login_window,
-        )
+    ip = rt.clients.of(request)
+    if email and password and "\x00" not in email + password:
+        user = await rt.logins.login(email, password, ip)
     if user is None:
         context = {"next": next_path, "error": "Wrong email or password."}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        rt.sessions.issue(user.id),
+        await rt.sessions.open(user.id, user_agent=request.headers.get("user-agent", ""), ip=ip),
         max_age=int(rt.settings.session_max_age),
         httponly=True,
         samesite="lax",
@@ -71,8 +72,11 @@ async def login_submit(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     rt = runtime(request)
-    if rt.auth.session_user(request) is not None and not rt.auth.same_origin(request):
-        raise CsrfFailed()
+    session = await rt.auth.session(request)
+    if session is not None:
+        if not rt.auth.same_origin(request):
+            raise CsrfFailed()
+        await rt.sessions.end(session.id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=rt.settings.secure_cookies)
     return response
@@ -80,11 +84,11 @@ async def logout(request: Request) -> Response:
 
 async def dashboard(request: Request) -> Response:
     rt = runtime(request)
-    user_id = rt.auth.session_user(request)
-    if user_id is None:
+    session = await rt.auth.session(request)
+    if session is None:
         return RedirectResponse("/login?next=/", status_code=303)
     # The stream carries every admin's notification events: the page shows those of its own admin.
-    return templates.TemplateResponse(request, "dashboard.html", {"user_id": user_id})
+    return templates.TemplateResponse(request, "dashboard.html", {"user_id": session.user_id})
 
 
 async def service_worker(request: Request) -> Response:
