@@ -42,6 +42,7 @@ class Server(uvicorn.Server):
 
 def serve(settings: Settings, *, after_start: Callable[[], object] | None = None) -> None:
     from ordercast.server.app import create_app, signal_shutdown
+    from ordercast.server.protocol import http_protocol
 
     app = create_app(settings)
     config = uvicorn.Config(
@@ -56,8 +57,9 @@ def serve(settings: Settings, *, after_start: Callable[[], object] | None = None
         # rewrite (on by default for 127.0.0.1) would let any local process name any client address.
         proxy_headers=False,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol(settings.request_read_timeout),
         ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
     )
     server = Server(config, on_exit=lambda: signal_shutdown(app))
     # uvicorn's Config(loop=...) only applies through Server.run(); asyncio.run() would use the stdlib loop.

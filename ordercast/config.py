@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     connection_queue: int = Field(default=1000, ge=1)
     # A stream write the client doesn't take within this many seconds cuts the connection.
     send_timeout: float = Field(default=10, gt=0)
+    # A request (headers and body) that hasn't arrived whole this many seconds after its first byte is cut.
+    request_read_timeout: float = Field(default=30, gt=0)
+    ws_max_frame_bytes: int = Field(default=65_536, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
