@@ -45,9 +45,13 @@ async def order(update: Update, context: Context, who: LinkedCaller) -> None:
     await say(context, who, order_details(found.as_json(internal=False), who.texts))
 
 
-@linked
-async def help_command(update: Update, context: Context, who: LinkedCaller) -> None:
-    await say(context, who, who.texts.fill(texts.HELP, example=EXAMPLE_NUMBER))
+async def help_command(update: Update, context: Context) -> None:
+    # Not behind `@linked`: every chat learns the commands; an unlinked one then how to link it.
+    who = await caller(update)
+    text = who.texts.fill(texts.HELP, example=EXAMPLE_NUMBER)
+    if who.customer is None:
+        text += "\n\n" + who.texts.fill(texts.NOT_LINKED)
+    await say(context, who, text)
 
 
 async def unknown_command(update: Update, context: Context) -> None:

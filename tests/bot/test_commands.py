@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ordercast.bot import texts
 from ordercast.events import parse_time
 from tests.bot.conftest import BotEnv, bot_env, buttons_data, new_chat_id
 from tests.bot.fakebot import flood
@@ -90,6 +91,13 @@ async def test_an_unlinked_chat_is_told_how_to_link(bot: BotEnv, text: str) -> N
     reply = await bot.fake.reply_to(new_chat_id(), text)
     assert "isn't linked to a customer account" in reply.text
     assert reply.parse_mode == "HTML"
+
+
+async def test_help_in_an_unlinked_chat_lists_every_command_then_how_to_link(bot: BotEnv) -> None:
+    reply = await bot.fake.reply_to(new_chat_id(), "/help")
+    for name, _ in texts.COMMANDS:
+        assert f"/{name}" in reply.text, reply.text
+    assert reply.text.index("/help") < reply.text.index("isn't linked to a customer account")
 
 
 async def test_an_unlinked_chat_pressing_a_button_is_told_how_to_link_in_the_answer(bot: BotEnv) -> None:
