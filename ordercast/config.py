@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(default=1.0, gt=0)
     sweep_grace: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # PostgreSQL: a statement (or a wait for a pooled connection behind slow ones) is cut after this.
+    db_statement_timeout: float = Field(default=10, gt=0)
+    db_connect_timeout: float = Field(default=5, gt=0)
     auth_cache_ttl: float = Field(default=30, ge=0)
     # Test-only: hold the after-commit publish back, so a test can kill the process in that window.
     publish_delay: float = Field(default=0, ge=0)

@@ -40,9 +40,9 @@ def parse_time(text: str) -> datetime:
 def channels_for(event_type: str, customer_id: str | None, data: dict[str, Any]) -> tuple[str, ...]:
     """Every event goes to `admin`; order and review events also to their customer's channel, except a
     change of what only the shop sees (the internal note)."""
-    if customer_id and (event_type.startswith("order.") or event_type == "review.created"):
-        if not shop_only(event_type, data):
-            return (ADMIN_CHANNEL, customer_channel(customer_id))
+    reaches_customer = event_type.startswith("order.") or event_type == "review.created"
+    if customer_id and reaches_customer and not shop_only(event_type, data):
+        return (ADMIN_CHANNEL, customer_channel(customer_id))
     return (ADMIN_CHANNEL,)
 
 

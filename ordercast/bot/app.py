@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -32,7 +33,6 @@ from ordercast.bot import linking, orders, texts
 from ordercast.bot.polling import Poller
 from ordercast.bot.ratelimit import SharedLimits
 from ordercast.bot.reviews import STARS_PATTERN, ReviewFlow
-from ordercast.config import Settings
 from ordercast.errors import Malformed, Unavailable
 from ordercast.notify.limits import Limiter
 from ordercast.notify.templates import Texts
@@ -45,6 +45,21 @@ WEBHOOK_PATH: Final = "/api/v1/telegram/webhook"
 ALLOWED_UPDATES: Final = ("message", "callback_query")
 
 
+@dataclass(frozen=True, slots=True)
+class BotOptions:
+    """What the bot needs of the configuration (`ORDERCAST_TELEGRAM_*`, the public origin)."""
+
+    token: str
+    mode: Literal["polling", "webhook"]
+    api_url: str
+    base_url: str
+    send_timeout: float
+    poll_timeout: int
+    poll_lock_key: str
+    poll_lock_ttl: float
+    start_retry_cap: float
+
+
 class TelegramBot(Loop):
     """The bot's lifecycle: build, then (in the background, retrying while Telegram is unreachable)
     initialize, start, set the commands and the webhook or start polling; stop and shut down at exit."""
@@ -55,25 +70,24 @@ class TelegramBot(Loop):
     expected_failures = (TelegramError,)
 
     def __init__(
-        self, settings: Settings, *, webhook_secret: str, redis: Redis | None, reviews: Reviews, limiter: Limiter
+        self, options: BotOptions, *, webhook_secret: str, redis: Redis | None, reviews: Reviews, limiter: Limiter
     ) -> None:
-        assert settings.telegram_token is not None
-        self.mode = settings.telegram_mode
+        self.mode = options.mode
         self.webhook_secret = webhook_secret
-        self._settings = settings
-        self.restart_cap = settings.telegram_start_retry_cap
-        timeout = settings.telegram_send_timeout
+        self._webhook_url = f"{options.base_url}{WEBHOOK_PATH}"
+        self.restart_cap = options.start_retry_cap
+        timeout = options.send_timeout
         builder = (
             Application.builder()
-            .token(settings.telegram_token.get_secret_value())
-            .base_url(f"{settings.telegram_api_url}/bot")
-            .base_file_url(f"{settings.telegram_api_url}/file/bot")
+            .token(options.token)
+            .base_url(f"{options.api_url}/bot")
+            .base_file_url(f"{options.api_url}/file/bot")
             .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
             .connect_timeout(timeout)
             .read_timeout(timeout)
             .write_timeout(timeout)
             .pool_timeout(timeout)
-            .get_updates_read_timeout(settings.telegram_poll_timeout + timeout)
+            .get_updates_read_timeout(options.poll_timeout + timeout)
             .rate_limiter(SharedLimits(limiter))
         )
         if self.mode == "webhook":
@@ -86,9 +100,9 @@ class TelegramBot(Loop):
             self._poller = Poller(
                 self.application.updater,
                 redis=redis,
-                key=f"{settings.redis_prefix}:telegram:poller",
-                lock_ttl=settings.telegram_poll_lock_ttl,
-                poll_timeout=settings.telegram_poll_timeout,
+                key=options.poll_lock_key,
+                lock_ttl=options.poll_lock_ttl,
+                poll_timeout=options.poll_timeout,
                 allowed_updates=ALLOWED_UPDATES,
             )
         self.started = asyncio.Event()
@@ -146,7 +160,7 @@ class TelegramBot(Loop):
         await bot.set_my_commands([BotCommand(name, english.gettext(text)) for name, text in texts.COMMANDS])
         if self.mode == "webhook":
             await bot.set_webhook(
-                url=f"{self._settings.base_url}{WEBHOOK_PATH}",
+                url=self._webhook_url,
                 secret_token=self.webhook_secret,
                 allowed_updates=list(ALLOWED_UPDATES),
             )

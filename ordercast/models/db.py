@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate
 from tortoise.migrations.executor import MigrationExecutor
 
@@ -13,17 +14,27 @@ MODELS_MODULE = "ordercast.models"
 MIGRATIONS_MODULE = "ordercast.models.migrations"
 
 
-def tortoise_config(database_url: str, *, pool_size: int = 10) -> dict[str, Any]:
-    """The Tortoise config for `database_url`; PostgreSQL URLs get a pool of `pool_size`."""
-    url = database_url
-    parts = urlsplit(database_url)
-    if parts.scheme in {"postgres", "postgresql", "asyncpg", "psycopg"}:
-        query = dict(parse_qsl(parts.query))
-        query.setdefault("maxsize", str(pool_size))
-        query.setdefault("minsize", "1")
-        url = urlunsplit(parts._replace(query=urlencode(query)))
+def tortoise_config(
+    database_url: str, *, pool_size: int = 10, statement_timeout: float = 10, connect_timeout: float = 5
+) -> dict[str, Any]:
+    """The Tortoise config for `database_url`. PostgreSQL gets a pool of `pool_size` and timeouts: the
+    server cancels a statement after `statement_timeout` seconds (which also bounds how long a request
+    waits for a pooled connection), and a connection attempt gives up after `connect_timeout`."""
+    connection: str | dict[str, Any] = database_url
+    if urlsplit(database_url).scheme in {"postgres", "postgresql", "asyncpg"}:
+        connection = expand_db_url(database_url)
+        credentials = connection["credentials"]
+        credentials.setdefault("maxsize", pool_size)
+        credentials.setdefault("minsize", 1)
+        credentials["timeout"] = connect_timeout
+        # The client's own limit, a little above the server's: a server that stops answering altogether.
+        credentials["command_timeout"] = statement_timeout + 1
+        credentials["server_settings"] = {
+            "statement_timeout": str(int(statement_timeout * 1000)),
+            "idle_in_transaction_session_timeout": str(int(statement_timeout * 3000)),
+        }
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],
