@@ -111,6 +111,19 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from ordercast.services.retention import Policy, prune
+
+    if settings.is_sqlite:
+        asyncio.run(upgrade(settings.database_url))
+    # The notification.deleted events go to the outbox; a running server's sweeper publishes them.
+    pruned = asyncio.run(_with_db(settings, lambda: prune(Policy.of(settings), publish=lambda events: None)))
+    assert isinstance(pruned, dict)
+    for kind, count in pruned.items():
+        print(f"{kind}\t{count}")
+    return 0
+
+
 def _cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:
     from ordercast.services.accounts import ensure_admin
 
@@ -287,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_p.set_defaults(run=_cmd_demo, serves=True)
     migrate_p = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_p.set_defaults(run=_cmd_migrate)
+    prune_p = commands.add_parser("prune", help="one retention pass now (what ORDERCAST_RETENTION_DAYS lets go)")
+    prune_p.set_defaults(run=_cmd_prune)
 
     admin_p = commands.add_parser("admin", help="manage dashboard admins")
     admin_cmds = admin_p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")

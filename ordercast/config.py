@@ -100,8 +100,11 @@ class Settings(BaseSettings):
     push_send_timeout: float = Field(default=10, gt=0)
     push_connections: int = Field(default=100, ge=1)
     vapid_reload_interval: float = Field(default=60, gt=0)
-    notification_retention: float = Field(default=30 * 86_400, gt=0)
-    notification_cleanup_interval: float = Field(default=3600, gt=0)
+    # Retention (days may be fractions: tests shrink them): deliveries, read notifications, resolved
+    # alerts and ended sessions are kept this long; unread notifications for the longer TTL.
+    retention_days: float = Field(default=30, gt=0)
+    notification_ttl_days: float = Field(default=90, gt=0)
+    retention_interval: float = Field(default=3600, gt=0)
     # A channel whose sends fail this many times in a row (timeouts, 5xx) raises an alert.
     alert_after_failures: int = Field(default=10, ge=1)
 

@@ -166,3 +166,12 @@ def test_a_variable_set_but_empty_counts_as_unset(tmp_path: Path) -> None:
     }
     result = ordercast("migrate", env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_prune_runs_one_retention_pass_and_says_what_went(tmp_path: Path) -> None:
+    env = {"ORDERCAST_DATABASE_URL": f"sqlite://{tmp_path / 'prune.db'}"}
+    result = ordercast("prune", env=env)
+    assert result.returncode == 0, result.stderr
+    counts = dict(line.split("\t") for line in result.stdout.splitlines())
+    assert set(counts) >= {"deliveries", "notifications", "alerts", "idempotency_keys", "webhook_receipts"}
+    assert all(value == "0" for value in counts.values())

@@ -4,14 +4,16 @@ reads in one short function, as in uvicorn's `Server.startup`."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 from starlette.applications import Starlette
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -39,10 +41,10 @@ from ordercast.server.signatures import StandardWebhooks, StripeSignatures
 from ordercast.services import push as push_service
 from ordercast.services.accounts import KeyRing, ensure_admin, service_admin
 from ordercast.services.logins import Logins, Passwords
-from ordercast.services.notifications import NotificationExpiry
 from ordercast.services.orders import Orders
 from ordercast.services.outbox import DatabaseOutbox
 from ordercast.services.payments import Payments
+from ordercast.services.retention import Policy, Retention
 from ordercast.services.reviews import Reviews
 from ordercast.services.secrets import SecretBox, secret_box, shared_secret
 from ordercast.services.telegram import forget_chat
@@ -170,21 +172,38 @@ async def push(
         ttl=settings.push_ttl,
         timeout=settings.push_send_timeout,
         connections=settings.push_connections,
+        allow_private=settings.outbound_allow_private,
         forget=push_service.forget,
         pause=push_service.pause,
+        record=push_service.record_result,
         observe=metrics.observe_push,
     )
     senders.dispatcher.add(await stack.enter_async_context(channel))
     return vapid
 
 
-async def housekeeping(stack: AsyncExitStack, settings: Settings, senders: Senders) -> None:
+async def housekeeping(stack: AsyncExitStack, settings: Settings, redis: Redis | None, senders: Senders) -> None:
+    """Retention, pruned by one process at a time: the one holding the lock in Redis (the only process
+    there is without Redis)."""
+
+    @asynccontextmanager
+    async def turn() -> AsyncIterator[bool]:
+        if redis is None:
+            yield True
+            return
+        # Expires by itself if its holder dies mid-pass; a pass takes seconds.
+        lock = redis.lock(f"{settings.redis_prefix}:retention:lock", timeout=600, blocking=False)
+        if not await lock.acquire():
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(LockError):
+                await lock.release()
+
     await stack.enter_async_context(
-        NotificationExpiry(
-            senders.publish,
-            retention=settings.notification_retention,
-            interval=settings.notification_cleanup_interval,
-        )
+        Retention(Policy.of(settings), publish=senders.publish, interval=settings.retention_interval, turn=turn)
     )
 
 

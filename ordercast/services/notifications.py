@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
@@ -19,7 +19,6 @@ from ordercast.events import Event
 from ordercast.ids import is_id, new_id
 from ordercast.models import AdminUser, Category, Notification, NotificationPreference
 from ordercast.models.sql import Statement
-from ordercast.running import Periodic
 from ordercast.services import inbox
 from ordercast.services.outbox import Publish, record_event
 from ordercast.services.schemas import PreferencesUpdate
@@ -107,13 +106,16 @@ def _mine(user_id: str, notification_id: str) -> QuerySet[Notification]:
 
 _EXPIRE = """
 DELETE FROM notifications WHERE id IN (
-  SELECT id FROM notifications WHERE created_at < {cutoff} ORDER BY created_at LIMIT {limit} {lock}
+  SELECT id FROM notifications
+  WHERE created_at < {cutoff} OR (read_at IS NOT NULL AND created_at < {read_cutoff})
+  ORDER BY created_at LIMIT {limit} {lock}
 ) RETURNING id, user_id, read_at
 """
 
 
-async def expire(older_than: datetime, *, publish: Publish, batch: int = 500) -> int:
-    """Delete notifications created before `older_than`, a batch per transaction; returns how many.
+async def expire(older_than: datetime, *, read_before: datetime, publish: Publish, batch: int = 500) -> int:
+    """Delete notifications created before `older_than`, and read ones created before `read_before`, a
+    batch per transaction; returns how many.
 
     Each gets its `notification.deleted` event, so open dashboards drop it too (and the admin's unread
     count drops with an unread one).
@@ -122,7 +124,11 @@ async def expire(older_than: datetime, *, publish: Publish, batch: int = 500) ->
     while True:
         async with in_transaction() as conn:
             statement = Statement(conn)
-            sql = _EXPIRE.replace("{cutoff}", statement(older_than)).replace("{limit}", statement(batch))
+            sql = (
+                _EXPIRE.replace("{cutoff}", statement(older_than))
+                .replace("{read_cutoff}", statement(read_before))
+                .replace("{limit}", statement(batch))
+            )
             # Several processes expire at once: each takes rows the others haven't locked.
             rows = await statement.run(sql.replace("{lock}", "FOR UPDATE SKIP LOCKED" if statement.postgres else ""))
             unread = Counter(row["user_id"] for row in rows if row["read_at"] is None)
@@ -174,22 +180,3 @@ async def set_preferences(user_id: str, update: PreferencesUpdate) -> dict[str, 
             changes = ", ".join(f"{channel} = excluded.{channel}" for channel in named)
             await statement.run(_UPSERT.replace("{values}", values).replace("{changes}", changes))
     return await preferences(user_id)
-
-
-class NotificationExpiry(Periodic):
-    """Deletes notifications older than the retention, every `interval` seconds (in every process:
-    each deletes rows the others haven't locked)."""
-
-    name = "ordercast.notifications.expiry"
-
-    def __init__(self, publish: Publish, *, retention: float, interval: float) -> None:
-        super().__init__(interval)
-        self.restart_base = min(interval, 1.0)
-        self.restart_cap = interval
-        self._publish = publish
-        self._retention = timedelta(seconds=retention)
-
-    async def tick(self) -> None:
-        expired = await expire(datetime.now(UTC) - self._retention, publish=self._publish)
-        if expired:
-            logger.info("deleted %d notification(s) past their retention", expired)

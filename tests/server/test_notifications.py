@@ -205,7 +205,8 @@ async def test_alert_routes_refuse_bad_input(client: httpx.AsyncClient) -> None:
 async def test_notifications_past_their_retention_are_deleted(
     start_server: Callable[..., Awaitable[ServerProcess]],
 ) -> None:
-    expiring = await start_server(notification_retention=3, notification_cleanup_interval=0.2)
+    # Three seconds for read and unread ones alike, looked at five times a second.
+    expiring = await start_server(retention_days=3 / 86_400, notification_ttl_days=3 / 86_400, retention_interval=0.2)
     try:
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with (
