@@ -83,12 +83,8 @@ async def test_a_pass_prunes_what_is_past_its_time_and_keeps_the_rest(database: 
     old_unread = await notification(user, ago(31), read=False)
     ancient_unread = await notification(user, ago(91), read=False)
     old_resolved, recent_resolved, still_open = await alert(ago(31)), await alert(ago(1)), await alert(None)
-    await IdempotencyKey.create(
-        user_id=user.id, key="k-old", request_hash="d", locked_until=ago(2), created_at=ago(2)
-    )
-    await IdempotencyKey.create(
-        user_id=user.id, key="k-new", request_hash="d", locked_until=ago(0), created_at=ago(0)
-    )
+    await IdempotencyKey.create(user_id=user.id, key="k-old", request_hash="d", locked_until=ago(2), created_at=ago(2))
+    await IdempotencyKey.create(user_id=user.id, key="k-new", request_hash="d", locked_until=ago(0), created_at=ago(0))
     await TelegramLink.create(token_hash=secrets.token_hex(32), customer=customer, expires_at=ago(-1), used_at=ago(0))
     await TelegramLink.create(token_hash=secrets.token_hex(32), customer=customer, expires_at=ago(1))
     unused = await TelegramLink.create(token_hash=secrets.token_hex(32), customer=customer, expires_at=ago(-1))
