@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     delivery_retry_base: float = Field(default=1.0, gt=0)
     delivery_retry_cap: float = Field(default=300, gt=0)
     delivery_max_attempts: int = Field(default=10, ge=1)
+    # A channel down for its credentials (Telegram refusing the token) is probed this often.
+    channel_probe_interval: float = Field(default=60, gt=0)
     telegram_rate_global: float = Field(default=30, gt=0)
     telegram_rate_chat: float = Field(default=1, gt=0)
     telegram_send_timeout: float = Field(default=10, gt=0)

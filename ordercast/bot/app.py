@@ -107,6 +107,10 @@ class TelegramBot(Loop):
             )
         self.started = asyncio.Event()
         self._running = False
+        # While Telegram refuses the token the bot waits, and senders learn it at once (not after a timeout).
+        self.refused = False
+        self._answered = asyncio.Event()  # started, or the token refused
+        self._accepted = asyncio.Event()  # a probe saw the token taken
 
     @property
     def username(self) -> str | None:
@@ -114,10 +118,18 @@ class TelegramBot(Loop):
         return self.application.bot.username if self.started.is_set() else None
 
     async def bot(self) -> ExtBot[Any]:
-        """The running bot, for senders: waits until it has started."""
-        await self.started.wait()
+        """The running bot, for senders: waits until it has started; `InvalidToken` while Telegram refuses the token."""
+        await self._answered.wait()
+        if self.refused:
+            raise InvalidToken("the bot token was refused")
         bot: ExtBot[Any] = self.application.bot
         return bot
+
+    async def probe(self) -> None:
+        """Ask Telegram about the token (getMe): `InvalidToken` while it refuses it; once it takes it, a bot
+        refused at start starts."""
+        await self.application.bot.get_me()
+        self._accepted.set()
 
     async def process_update(self, data: dict[str, Any]) -> None:
         """An update from the webhook, onto the Application's queue (it is processed in the background)."""
@@ -140,12 +152,25 @@ class TelegramBot(Loop):
             await self.application.shutdown()
 
     async def run(self) -> None:
-        try:
-            await self._start()
-        except InvalidToken:
-            logger.error("Telegram refused the bot token: the bot stays off (check ORDERCAST_TELEGRAM_TOKEN)")
-            return
+        while True:
+            try:
+                await self._start()
+                break
+            except InvalidToken:
+                # No blip to retry with backoff: the status messages wait (their channel is down, probed
+                # by the senders), and so does the bot, trying again when a probe passes or every
+                # start_retry_cap. PTB's message names the token: not logged.
+                logger.error("Telegram refused the bot token: the bot waits (check ORDERCAST_TELEGRAM_TOKEN)")
+                self.refused = True
+                self._answered.set()
+                self._accepted.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.restart_cap):
+                        await self._accepted.wait()
+                self.refused = False
+                self._answered.clear()
         self.started.set()
+        self._answered.set()
         logger.info("Telegram bot @%s started (%s)", self.application.bot.username, self.mode)
         if self._poller is not None:
             await self._poller.start()

@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 from ordercast.notify import planning
 from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.running import Running
-from ordercast.services.alerts import raise_alert, resolve_key
+from ordercast.services.alerts import SeverityName, raise_alert, resolve_key
 from ordercast.services.outbox import Publish
 
 logger = logging.getLogger("ordercast.notify")
@@ -22,7 +22,9 @@ class DeliveryAlerts(Running):
 
     A delivery that fails for good raises `delivery:<channel>:<code>` in the transaction that records
     the failure. A channel whose sends fail `after_failures` times in a row in this process (timeouts,
-    5xx: retried with backoff) raises `delivery:<channel>:failing`, resolved by its next success.
+    5xx: retried with backoff) raises `delivery:<channel>:failing`, resolved by its next success. A
+    channel whose provider refuses our credentials raises `channel:<channel>:down`, resolved when a
+    probe passes.
     """
 
     def __init__(self, queue: DeliveryQueue, publish: Publish, *, after_failures: int) -> None:
@@ -54,21 +56,32 @@ class DeliveryAlerts(Running):
             name = _NAMES.get(channel, channel)
             key = f"delivery:{channel}:failing"
             message = f"{streak} {channel} sends in a row failed and are being retried. The last: {reason}"
-            self._spawn(key, lambda: self._raise(key=key, title=f"{name} sends keep failing", message=message))
+            title = f"{name} sends keep failing"
+            self._spawn(key, lambda: self._raise(key=key, severity="warning", title=title, message=message))
 
     def sent(self, channel: str) -> None:
         if self._streaks.pop(channel, 0) >= self._after_failures:
             key = f"delivery:{channel}:failing"
-            self._spawn(key, lambda: self._resolve(key))
+            self._spawn(key, lambda: self._resolve(key, note="sends go through again"))
 
-    async def _raise(self, *, key: str, title: str, message: str) -> None:
+    def down(self, channel: str, reason: str) -> None:
+        name = _NAMES.get(channel, channel)
+        key = f"channel:{channel}:down"
+        message = f"{name} refuses our credentials: {reason}. Its deliveries wait, and go once it takes them again."
+        self._spawn(key, lambda: self._raise(key=key, severity="error", title=f"{name} is down", message=message))
+
+    def up(self, channel: str) -> None:
+        key = f"channel:{channel}:down"
+        self._spawn(key, lambda: self._resolve(key, note="the channel takes our credentials again"))
+
+    async def _raise(self, *, key: str, severity: SeverityName, title: str, message: str) -> None:
         async with in_transaction() as conn:
-            events = await raise_alert(conn, key=key, severity="warning", title=title, message=message)
+            events = await raise_alert(conn, key=key, severity=severity, title=title, message=message)
         self._publish(events)
 
-    async def _resolve(self, key: str) -> None:
+    async def _resolve(self, key: str, *, note: str) -> None:
         async with in_transaction() as conn:
-            events = await resolve_key(conn, key, note="sends go through again")
+            events = await resolve_key(conn, key, note=note)
         self._publish(events)
 
     def _spawn(self, key: str, work: Callable[[], Coroutine[None, None, None]]) -> None:

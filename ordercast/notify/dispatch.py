@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.running import Periodic, backoff
@@ -55,6 +57,12 @@ class RecipientGone(SendError):
     """The recipient can't be reached any more (blocked the bot, chat deleted): skip what's queued for it."""
 
 
+class ChannelDown(SendError):
+    """The provider refuses our credentials (Telegram 401/404 on the token): no message's fault. The
+    delivery is given back, its attempt not counted, and the channel's deliveries wait until its
+    `probe()` passes."""
+
+
 class Channel(Protocol):
     name: str
 
@@ -64,6 +72,15 @@ class Channel(Protocol):
 
     async def recipient_gone(self, recipient: str, reason: str) -> None:
         """Remember that `recipient` can't be reached, so planning skips it from now on."""
+        ...
+
+
+@runtime_checkable
+class Probed(Channel, Protocol):
+    """A channel that can be down for its credentials (it raises `ChannelDown`)."""
+
+    async def probe(self) -> None:
+        """Ask the provider whether it takes our credentials now; raise `ChannelDown` while it refuses them."""
         ...
 
 
@@ -90,10 +107,31 @@ class Troubles(Protocol):
         """A send succeeded."""
         ...
 
+    def down(self, channel: str, reason: str) -> None:
+        """The channel's provider refuses our credentials: its deliveries wait until a probe passes."""
+        ...
+
+    def up(self, channel: str) -> None:
+        """A probe passed: the channel's deliveries go again."""
+        ...
+
+
+@dataclass(eq=False)
+class _Slots:
+    """One channel's send slots: its sends in flight, and why it is down (its deliveries wait) if it is."""
+
+    channel: Channel
+    sending: set[asyncio.Task[None]] = field(default_factory=set)
+    down: str | None = None
+    probe_at: float = 0.0  # loop time of the next probe while down
+    probing: asyncio.Task[None] | None = None
+
 
 class Dispatcher(Periodic):
     """Claims due deliveries for its channels, every `claim_interval` or when woken (an event was
-    committed, a send finished), and sends up to `concurrency` of them at a time."""
+    committed, a send finished), and sends up to `concurrency` of each channel's at a time: each
+    channel has its own send slots, so one that hangs or is down never holds another's messages back.
+    A channel down for its credentials is probed every `probe_interval` and its deliveries wait."""
 
     name = "ordercast.notify.dispatcher"
 
@@ -107,6 +145,7 @@ class Dispatcher(Periodic):
         retry_base: float,
         retry_cap: float,
         max_attempts: int,
+        probe_interval: float = 60.0,
         observe: Observe | None = None,
         troubles: Troubles | None = None,
         close_timeout: float = 3.0,
@@ -115,63 +154,84 @@ class Dispatcher(Periodic):
         self.restart_base = claim_interval
         self.restart_cap = max(30.0, claim_interval)
         self._queue = queue
-        self._channels = {channel.name: channel for channel in channels}
+        self._slots = {channel.name: _Slots(channel) for channel in channels}
         self._concurrency = concurrency
         self._retry_base = retry_base
         self._retry_cap = retry_cap
         self._max_attempts = max_attempts
+        self._probe_interval = probe_interval
         self._observe = observe
         self._troubles = troubles
         self._close_timeout = close_timeout
-        self._sending: set[asyncio.Task[None]] = set()
-        # When a retry this process scheduled falls due (monotonic clock), to wake for it on time.
+        # When a retry this process scheduled falls due (loop time), to wake for it on time.
         self._next_retry: float | None = None
 
     @property
     def channels(self) -> list[str]:
-        return list(self._channels)
+        return list(self._slots)
 
     def add(self, channel: Channel) -> None:
         """Send `channel`'s deliveries too (before `start`)."""
-        self._channels[channel.name] = channel
+        self._slots[channel.name] = _Slots(channel)
 
     async def start(self) -> None:
-        if self._channels:
+        if self._slots:
             await super().start()
 
     async def close(self) -> None:
         """Stop claiming; give in-flight sends a moment, then cancel them (unsent claims are given back)."""
         await super().close()
-        if self._sending:
-            _, late = await asyncio.wait(set(self._sending), timeout=self._close_timeout)
-            for sending in late:
-                sending.cancel()
+        probes = {slots.probing for slots in self._slots.values() if slots.probing is not None}
+        for probe in probes:
+            probe.cancel()
+        sending = self._sending()
+        if sending:
+            _, late = await asyncio.wait(sending, timeout=self._close_timeout)
+            for task in late:
+                task.cancel()
             if late:
                 await asyncio.wait(late)
+        if probes:
+            await asyncio.wait(probes)
         await self._queue.drain()
 
     async def tick(self) -> None:
-        free = self._concurrency - len(self._sending)
-        if free > 0:
-            for delivery in await self._queue.claim(list(self._channels), free):
-                task = asyncio.create_task(self._deliver(delivery), name=f"ordercast.notify.send.{delivery.id}")
-                self._sending.add(task)
-                task.add_done_callback(self._sent)
+        free = {
+            name: self._concurrency - len(slots.sending) for name, slots in self._slots.items() if slots.down is None
+        }
+        for delivery in await self._queue.claim(free):
+            slots = self._slots[delivery.channel]
+            task = asyncio.create_task(self._deliver(slots, delivery), name=f"ordercast.notify.send.{delivery.id}")
+            slots.sending.add(task)
+            task.add_done_callback(functools.partial(self._sent, slots))
+        now = asyncio.get_running_loop().time()
+        for slots in self._slots.values():
+            if slots.down is not None and slots.probing is None and slots.probe_at <= now:
+                slots.probing = asyncio.create_task(
+                    self._probe(slots), name=f"ordercast.notify.probe.{slots.channel.name}"
+                )
 
     async def rest(self, delay: float) -> None:
-        """Wait as `Periodic` does, but no later than the earliest retry this process scheduled."""
+        """Wait as `Periodic` does, but no later than the earliest retry this process scheduled or probe due."""
+        now = asyncio.get_running_loop().time()
+        if self._next_retry is not None and self._next_retry <= now:
+            self._next_retry = None  # the tick that just ran claimed it
+        timers = [slots.probe_at for slots in self._slots.values() if slots.down is not None and slots.probing is None]
         if self._next_retry is not None:
-            delay = max(0.0, min(delay, self._next_retry - asyncio.get_running_loop().time()))
-            if delay == 0.0:
-                self._next_retry = None
+            timers.append(self._next_retry)
+        if timers:
+            delay = max(0.0, min(delay, min(timers) - now))
         await super().rest(delay)
-        if self._sending:
+        if any(slots.sending for slots in self._slots.values()):
             # Sends are finishing one by one: let a few more free their slots and claim for them
             # all at once, rather than a claim (three queries) per finished send.
             await asyncio.sleep(_CLAIM_GATHER)
 
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
+    def _sending(self) -> set[asyncio.Task[None]]:
+        return {task for slots in self._slots.values() for task in slots.sending}
+
+    def _sent(self, slots: _Slots, task: asyncio.Task[None]) -> None:
+        slots.sending.discard(task)
         self.wake()
 
     def _retry_at(self, delay: float) -> None:
@@ -179,8 +239,39 @@ class Dispatcher(Periodic):
         if self._next_retry is None or due < self._next_retry:
             self._next_retry = due
 
-    async def _deliver(self, delivery: Claimed) -> None:
-        channel = self._channels[delivery.channel]
+    def _down(self, slots: _Slots, reason: str) -> None:
+        if slots.down is not None:
+            return
+        name = slots.channel.name
+        logger.error("%s is down (%s): its deliveries wait, probed every %g s", name, reason, self._probe_interval)
+        slots.down = reason
+        slots.probe_at = asyncio.get_running_loop().time() + self._probe_interval
+        if self._troubles is not None:
+            self._troubles.down(name, reason)
+        self.wake()  # for `rest` to take the probe's time
+
+    async def _probe(self, slots: _Slots) -> None:
+        name = slots.channel.name
+        try:
+            if isinstance(slots.channel, Probed):  # else its deliveries just try again
+                await slots.channel.probe()
+        except Exception as error:  # noqa: BLE001 — ChannelDown: still refused; anything else is no better news
+            logger.info("%s is still down: %s", name, error)
+            slots.probe_at = asyncio.get_running_loop().time() + self._probe_interval
+        else:
+            logger.warning("%s is up again: its deliveries resume", name)
+            slots.down = None
+            if self._troubles is not None:
+                self._troubles.up(name)
+        finally:
+            slots.probing = None
+            self.wake()
+
+    async def _deliver(self, slots: _Slots, delivery: Claimed) -> None:
+        channel = slots.channel
+        if slots.down is not None:  # it went down since this was claimed
+            await self._record(self._queue.release(delivery, error=slots.down), delivery, "released", counted=False)
+            return
         try:
             await channel.send(delivery)
         except asyncio.CancelledError:
@@ -188,6 +279,9 @@ class Dispatcher(Periodic):
                 with contextlib.suppress(Exception):
                     await self._queue.release(delivery)
             raise
+        except ChannelDown as error:
+            self._down(slots, error.reason)
+            await self._record(self._queue.release(delivery, error=error.reason), delivery, "released", counted=False)
         except RetryLater as error:
             await self._retry(delivery, error.reason, error.after)
         except Undeliverable as error:
@@ -232,7 +326,13 @@ class Dispatcher(Periodic):
         return self._troubles.failed(delivery, reason, code)
 
     async def _record(
-        self, outcome: Awaitable[bool | int], delivery: Claimed, result: str, latency: float | None = None
+        self,
+        outcome: Awaitable[bool | int],
+        delivery: Claimed,
+        result: str,
+        latency: float | None = None,
+        *,
+        counted: bool = True,
     ) -> None:
         try:
             recorded = await outcome
@@ -242,5 +342,5 @@ class Dispatcher(Periodic):
             return
         if not recorded:
             logger.warning("delivery %s was taken over before it was recorded as %s", delivery.id, result)
-        if self._observe is not None:
+        if self._observe is not None and counted:  # a claim given back was no attempt
             self._observe(delivery.channel, result, latency if result == "sent" else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,11 +18,12 @@ from ordercast.notify.planning import QUEUED_PER_ORDER
 
 # Due rows that are the head of their recipient's queue (its oldest unfinished row for the same
 # channel and recipient, and order for the channels queued per order): oldest first, leased to the
-# caller. A `sending` row whose lease ran out was held by a process that died or hung: it is due
+# caller, up to a limit per channel (each channel has its own send slots: a slow one never takes
+# another's). A `sending` row whose lease ran out was held by a process that died or hung: it is due
 # again. The heads are ranked from the unfinished rows alone (found by the status index: any other
 # predicate there, which a young table's statistics could make the planner prefer, would read the
-# history), once (MATERIALIZED), and the due ones picked from them with their LIMIT before the table
-# is touched again: joining every due row to every head was a nested loop that took seconds per
+# history), once (MATERIALIZED), and the due ones picked from them, each channel's oldest up to its
+# limit, before the table is touched again: joining every due row to every head was a nested loop that took seconds per
 # claim with ten thousand pushes queued, as was a NOT EXISTS probe per due row. A claim costs what
 # the backlog holds, whatever the history.
 # On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets every process claim at once without waiting on, or
@@ -39,12 +40,14 @@ WITH heads AS MATERIALIZED (
   FROM deliveries AS h
   WHERE h.status IN ('pending', 'sending', 'retrying')
 ), due AS MATERIALIZED (
-  SELECT seq FROM heads
-  WHERE place = 1 AND channel IN ({channels})
-    AND ((status IN ('pending', 'retrying') AND next_attempt_at <= {now})
-         OR (status = 'sending' AND lease_until < {now}))
-  ORDER BY seq
-  LIMIT {limit}
+  SELECT seq FROM (
+    SELECT seq, channel, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY seq) AS place_in_channel
+    FROM heads
+    WHERE place = 1 AND channel IN ({channels})
+      AND ((status IN ('pending', 'retrying') AND next_attempt_at <= {now})
+           OR (status = 'sending' AND lease_until < {now}))
+  ) AS ranked
+  WHERE place_in_channel <= CASE channel {limits} END
 ), claimable AS (
   SELECT c.seq FROM deliveries AS c
   WHERE c.seq IN (SELECT seq FROM due)
@@ -99,24 +102,24 @@ class DeliveryQueue:
         self._sent: list[tuple[Claimed, datetime, asyncio.Future[bool]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def claim(self, channels: Sequence[str], limit: int) -> list[Claimed]:
-        """Lease up to `limit` due heads of their recipients' queues, oldest first."""
-        if not channels or limit <= 0:
+    async def claim(self, limits: Mapping[str, int]) -> list[Claimed]:
+        """Lease due heads of their recipients' queues, oldest first: up to `limits[channel]` of each channel."""
+        limits = {channel: limit for channel, limit in limits.items() if limit > 0}
+        if not limits:
             return []
         now = datetime.now(UTC)
         token = secrets.token_hex(16)
         params: list[Any] = []
 
-        def param(value: Any) -> str:
+        def param(value: Any, cast: str = "") -> str:
             params.append(value)
-            return f"${len(params)}" if self._postgres else "?"
+            return f"${len(params)}{cast}" if self._postgres else "?"
 
         # Placeholders are numbered in the order they appear in the text (SQLite's `?` are positional).
         values: dict[str, list[Any]] = {
             "per_order": sorted(QUEUED_PER_ORDER),
-            "channels": list(channels),
+            "channels": list(limits),
             "now": [now],
-            "limit": [limit],
             "lease_until": [now + self._lease],
             "token": [token],
         }
@@ -124,6 +127,8 @@ class DeliveryQueue:
         def fill(match: re.Match[str]) -> str:
             if match.group(1) == "lock":
                 return "FOR UPDATE OF c SKIP LOCKED" if self._postgres else ""
+            if match.group(1) == "limits":
+                return " ".join(f"WHEN {param(name)} THEN {param(limit, '::int')}" for name, limit in limits.items())
             return ", ".join(param(value) for value in values[match.group(1)]) or "NULL"
 
         sql = re.sub(r"\{(\w+)\}", fill, _CLAIM)
@@ -229,11 +234,16 @@ class DeliveryQueue:
             )
         return int(done) + later
 
-    async def release(self, claimed: Claimed) -> bool:
-        """Give back a claim that never reached the provider (shutting down): due again at once."""
+    async def release(self, claimed: Claimed, *, after: float = 0.0, error: str | None = None) -> bool:
+        """Give back a claim that was not sent (shutting down, its channel down or rate limited), its
+        attempt not counted: due again after `after` seconds; `error` says why it waits."""
         attempts = max(claimed.attempts - 1, 0)
         status = DeliveryStatus.RETRYING if attempts else DeliveryStatus.PENDING
-        return await self._settle(claimed, status=status, attempts=attempts, next_attempt_at=datetime.now(UTC))
+        due = datetime.now(UTC) + timedelta(seconds=after)
+        fields: dict[str, Any] = {"attempts": attempts, "next_attempt_at": due}
+        if error is not None:
+            fields["last_error"] = error
+        return await self._settle(claimed, status=status, **fields)
 
     async def _settle(self, claimed: Claimed, *, status: DeliveryStatus, using: Any = None, **fields: Any) -> bool:
         # Only the holder of the lease records: if it ran out and another process took the row

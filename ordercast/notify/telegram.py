@@ -13,7 +13,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
+from ordercast.notify.dispatch import ChannelDown, RecipientGone, RetryLater, Undeliverable
 from ordercast.notify.limits import Limiter
 from ordercast.notify.planning import TELEGRAM
 from ordercast.notify.queue import Claimed
@@ -26,6 +26,8 @@ _GONE = ("bot was blocked", "user is deactivated", "chat not found", "bot can't 
 # Passed with a send whose slot this channel reserved already, so the bot's own limiter lets it through.
 RESERVED_KEY: Final = "reserved"
 RESERVED: Final = {RESERVED_KEY: True}
+# Not PTB's message: the one it raises when the bot starts names the token.
+TOKEN_REFUSED: Final = "Telegram refused the bot token (check ORDERCAST_TELEGRAM_TOKEN)"  # noqa: S105 — no secret
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -35,7 +37,8 @@ def retry_after_seconds(error: RetryAfter) -> float:
 
 
 class TelegramChannel:
-    """Sends status messages to customers' chats; `bot` is the running Application's bot."""
+    """Sends status messages to customers' chats; `bot` is the running Application's bot (it raises
+    `InvalidToken` while Telegram refuses the token), `probe` asks Telegram about the token (getMe)."""
 
     name = TELEGRAM
 
@@ -46,9 +49,11 @@ class TelegramChannel:
         shop: Shop,
         *,
         forget_chat: Callable[[int, str], Awaitable[None]],
+        probe: Callable[[], Awaitable[object]],
         timeout: float,
     ) -> None:
         self._bot = bot
+        self._probe = probe
         self._limiter = limiter
         self._shop = shop
         self._forget_chat = forget_chat
@@ -68,6 +73,8 @@ class TelegramChannel:
         except TimeoutError:
             # Telegram unreachable at start: not this message's fault, so not counted as a failure.
             raise RetryLater("the bot has not started yet", after=self._timeout) from None
+        except InvalidToken:
+            raise ChannelDown(TOKEN_REFUSED) from None
         try:
             await self._limiter.acquire(delivery.recipient)
         except (RedisError, OSError) as error:
@@ -96,9 +103,9 @@ class TelegramChannel:
             if any(marker in error.message.lower() for marker in _GONE):
                 raise RecipientGone(error.message) from None
             raise Undeliverable(error.message) from None
-        except InvalidToken as error:
-            # The token was revoked or mistyped: not this message's fault; keep it until that's fixed.
-            raise RetryLater(f"the bot token was refused: {error.message}") from None
+        except InvalidToken:
+            # The token was revoked (401) or is malformed (404): not this message's fault.
+            raise ChannelDown(TOKEN_REFUSED) from None
         except NetworkError as error:  # timeouts, 5xx, connection errors (TimedOut is a NetworkError)
             raise RetryLater(f"{type(error).__name__}: {error.message}") from None
         except TelegramError as error:
@@ -109,3 +116,10 @@ class TelegramChannel:
 
     async def recipient_gone(self, recipient: str, reason: str) -> None:
         await self._forget_chat(int(recipient), reason)
+
+    async def probe(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._probe()
+        except InvalidToken:
+            raise ChannelDown(TOKEN_REFUSED) from None

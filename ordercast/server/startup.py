@@ -148,6 +148,7 @@ async def senders(stack: AsyncExitStack, settings: Settings, metrics: Metrics, p
         retry_base=settings.delivery_retry_base,
         retry_cap=settings.delivery_retry_cap,
         max_attempts=settings.delivery_max_attempts,
+        probe_interval=settings.channel_probe_interval,
         observe=metrics.observe_delivery,
         troubles=alerts,
     )
@@ -238,6 +239,7 @@ async def telegram(
             limiter,
             Shop(packing_hours=settings.packing_hours, delivery_days=settings.delivery_days),
             forget_chat=forget_chat,
+            probe=bot.probe,
             timeout=settings.telegram_send_timeout,
         )
     )

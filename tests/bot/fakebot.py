@@ -10,6 +10,7 @@ Users are simulated with `say` (a message, commands with their `bot_command` ent
 (an inline button). Every successful `sendMessage` is recorded for assertions. Per chat, a test can
 make sends fail (403 blocked, 400, 429 with `retry_after`, 502), or hold them unanswered; with
 `enforce_limits`, sends beyond Telegram's rate limits get 429s, as Telegram's flood control does.
+With `refusing`, every request gets 401 Unauthorized, as when the bot's token is revoked.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ class FakeBotAPI:
     broken: dict[int, Failure] = field(default_factory=dict)
     held: dict[int, asyncio.Event] = field(default_factory=dict)
     holding: list[int] = field(default_factory=list)  # chats with a send waiting in `held`
+    refusing: bool = False
+    refused: list[str] = field(default_factory=list)  # the methods called with a token refused
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -206,7 +209,8 @@ class FakeBotAPI:
     # --- the Bot API ---------------------------------------------------------------------------
 
     async def _endpoint(self, request: Request) -> Response:
-        if request.path_params["token"] != self.token:
+        if request.path_params["token"] != self.token or self.refusing:
+            self.refused.append(request.path_params["method"])
             return _answer({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
         params = await _params(request)
         method = request.path_params["method"]

@@ -69,26 +69,26 @@ async def test_only_the_head_of_each_recipients_queue_is_claimed_oldest_first(da
         a = await add("a", 3)
         b = await add("b", 2)
         await add("c", 1, channel="push")  # not a channel we send
-        first = await q.claim(["telegram"], 10)
+        first = await q.claim({"telegram": 10})
         assert ids(first) == [a[0].id, b[0].id]
-        assert await q.claim(["telegram"], 10) == []  # the heads are leased: nothing else is due
+        assert await q.claim({"telegram": 10}) == []  # the heads are leased: nothing else is due
         assert await q.sent(first[0], datetime.now(UTC))
-        assert ids(await q.claim(["telegram"], 10)) == [a[1].id]
+        assert ids(await q.claim({"telegram": 10})) == [a[1].id]
 
 
 async def test_the_limit_takes_the_oldest_heads(database: str) -> None:
     async with queue(database) as q:
         rows = [(await add(f"r{n}"))[0] for n in range(5)]
-        assert ids(await q.claim(["telegram"], 2)) == [rows[0].id, rows[1].id]
-        assert ids(await q.claim(["telegram"], 2)) == [rows[2].id, rows[3].id]
+        assert ids(await q.claim({"telegram": 2})) == [rows[0].id, rows[1].id]
+        assert ids(await q.claim({"telegram": 2})) == [rows[2].id, rows[3].id]
 
 
 async def test_a_lease_that_runs_out_is_taken_over(database: str) -> None:
     async with queue(database, lease=0.3) as q:
         [row] = await add("a")
-        [held] = await q.claim(["telegram"], 10)
-        assert await q.claim(["telegram"], 10) == []
-        [taken] = await wait_for(lambda: q.claim(["telegram"], 10), timeout=5, message="the lease to run out")
+        [held] = await q.claim({"telegram": 10})
+        assert await q.claim({"telegram": 10}) == []
+        [taken] = await wait_for(lambda: q.claim({"telegram": 10}), timeout=5, message="the lease to run out")
         assert taken.id == row.id
         assert (held.attempts, taken.attempts) == (1, 2)
         # The first holder can no longer record an outcome; the one holding it now can.
@@ -100,22 +100,22 @@ async def test_a_lease_that_runs_out_is_taken_over(database: str) -> None:
 async def test_a_retry_is_claimed_again_once_due(database: str) -> None:
     async with queue(database) as q:
         [row, after] = await add("a", 2)
-        [claimed] = await q.claim(["telegram"], 10)
+        [claimed] = await q.claim({"telegram": 10})
         assert await q.retry(claimed, "Bad Gateway", delay=0.3)
-        assert await q.claim(["telegram"], 10) == []  # the retrying head still blocks its successor
-        [again] = await wait_for(lambda: q.claim(["telegram"], 10), timeout=5, message="the retry to be due")
+        assert await q.claim({"telegram": 10}) == []  # the retrying head still blocks its successor
+        [again] = await wait_for(lambda: q.claim({"telegram": 10}), timeout=5, message="the retry to be due")
         assert again.id == row.id
         stored = await Delivery.get(seq=row.seq)
         assert (stored.status, stored.attempts, stored.last_error) == ("sending", 2, "Bad Gateway")
         assert await q.fail(again, "Bad Request: message is too long")
-        assert ids(await q.claim(["telegram"], 10)) == [after.id]  # a failed head no longer blocks
+        assert ids(await q.claim({"telegram": 10})) == [after.id]  # a failed head no longer blocks
 
 
 async def test_a_gone_recipient_skips_everything_queued_for_it(database: str) -> None:
     async with queue(database) as q:
         gone = await add("gone", 3)
         [other] = await add("other")
-        claimed = await q.claim(["telegram"], 10)
+        claimed = await q.claim({"telegram": 10})
         assert await q.skip_recipient(claimed[0], "Forbidden: bot was blocked by the user") == 3
         statuses = [(await Delivery.get(seq=row.seq)).status for row in gone]
         assert statuses == ["skipped"] * 3
@@ -125,9 +125,31 @@ async def test_a_gone_recipient_skips_everything_queued_for_it(database: str) ->
 async def test_a_released_claim_is_due_again_at_once(database: str) -> None:
     async with queue(database) as q:
         [row] = await add("a")
-        [claimed] = await q.claim(["telegram"], 10)
+        [claimed] = await q.claim({"telegram": 10})
         assert await q.release(claimed)
-        [again] = await q.claim(["telegram"], 10)
+        [again] = await q.claim({"telegram": 10})
+        assert (again.id, again.attempts) == (row.id, 1)
+
+
+async def test_each_channel_is_claimed_up_to_its_own_limit(database: str) -> None:
+    async with queue(database) as q:
+        # Telegram's backlog is older: one shared limit would give it every slot.
+        chats = [(await add(f"chat-{n}"))[0] for n in range(4)]
+        devices = [(await add(f"device-{n}", channel="push"))[0] for n in range(3)]
+        claimed = await q.claim({"telegram": 2, "push": 2})
+        assert ids(claimed) == [chats[0].id, chats[1].id, devices[0].id, devices[1].id]
+        assert ids(await q.claim({"telegram": 0, "push": 5})) == [devices[2].id]
+
+
+async def test_a_claim_released_for_later_waits_with_its_attempt_given_back(database: str) -> None:
+    async with queue(database) as q:
+        [row] = await add("a")
+        [claimed] = await q.claim({"telegram": 10})
+        assert await q.release(claimed, after=0.3, error="rate limited")
+        stored = await Delivery.get(seq=row.seq)
+        assert (stored.status, stored.attempts, stored.last_error) == ("pending", 0, "rate limited")
+        assert await q.claim({"telegram": 10}) == []  # not before its time
+        [again] = await wait_for(lambda: q.claim({"telegram": 10}), timeout=5, message="the release to be due")
         assert (again.id, again.attempts) == (row.id, 1)
 
 
@@ -141,7 +163,7 @@ async def test_concurrent_claimers_never_share_a_row_or_a_recipient(database: st
         async def worker() -> None:
             idle = 0
             while idle < 3:
-                claimed = await q.claim(["telegram"], 3)
+                claimed = await q.claim({"telegram": 3})
                 idle = 0 if claimed else idle + 1
                 for delivery in claimed:
                     assert delivery.recipient not in in_flight, "two deliveries to one recipient at once"
