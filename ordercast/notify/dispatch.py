@@ -63,6 +63,15 @@ class ChannelDown(SendError):
     `probe()` passes."""
 
 
+class Postponed(SendError):
+    """Not sent: the channel may not send before `after` seconds (its rate limit), later than the claim's
+    lease lasts. The delivery is given back until then, its attempt not counted."""
+
+    def __init__(self, reason: str, after: float) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
 class Channel(Protocol):
     name: str
 
@@ -282,6 +291,9 @@ class Dispatcher(Periodic):
         except ChannelDown as error:
             self._down(slots, error.reason)
             await self._record(self._queue.release(delivery, error=error.reason), delivery, "released", counted=False)
+        except Postponed as error:
+            await self._record(self._queue.release(delivery, after=error.after), delivery, "released", counted=False)
+            self._retry_at(error.after)
         except RetryLater as error:
             await self._retry(delivery, error.reason, error.after)
         except Undeliverable as error:

@@ -6,12 +6,16 @@ that must wait never holds a slot the others could use. A recipient's next slot 
 when its last send was answered (`sent`): requests that spend different times on the way must not
 arrive at Telegram closer together than its per-chat limit. A 429 from Telegram `pause`s every send
 for its `retry_after` (as PTB's own AIORateLimiter does): the sends that respect our limits still
-went too fast for Telegram, and the next ones would be refused as well.
+went too fast for Telegram, and the next ones would be refused as well. A sender that holds a
+delivery's lease may wait only `within` seconds: a slot further away is not taken, and the sender
+learns when it comes, to give the delivery back until then (waiting out a long 429 pause while
+holding the lease let another process take the delivery over and send it too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Protocol
 
@@ -19,8 +23,9 @@ from redis.asyncio import Redis
 
 
 class Limiter(Protocol):
-    async def acquire(self, recipient: str) -> None:
-        """Return when a message to `recipient` may be sent (the slot is then taken)."""
+    async def acquire(self, recipient: str, *, within: float = math.inf) -> float:
+        """Return 0 when a message to `recipient` may be sent (the slot is then taken), having waited
+        for it; or, when its slot is more than `within` seconds away, take nothing and return how far."""
         ...
 
     async def sent(self, recipient: str) -> None:
@@ -41,26 +46,33 @@ class MemoryLimiter:
         self._next = 0.0
         self._next_for: dict[str, float] = {}
 
-    def reserve(self, recipient: str) -> tuple[bool, float]:
-        """(reserved, seconds to wait): not reserved means the recipient's own slot is `seconds` away."""
+    def reserve(self, recipient: str, within: float = math.inf) -> tuple[bool, float]:
+        """(reserved, seconds to wait): not reserved means the recipient's own slot is `seconds` away,
+        or the overall one is and that is more than `within`."""
         now = time.monotonic()
         ready_at = self._next_for.get(recipient, 0.0)
         if ready_at > now:
             return False, ready_at - now
         slot = max(self._next, now)
+        if slot - now > within:
+            return False, slot - now
         self._next = slot + self._interval
         if len(self._next_for) > 10_000:
             self._next_for = {key: at for key, at in self._next_for.items() if at > now}
         self._next_for[recipient] = slot + self._recipient_interval
         return True, slot - now
 
-    async def acquire(self, recipient: str) -> None:
+    async def acquire(self, recipient: str, *, within: float = math.inf) -> float:
+        deadline = time.monotonic() + within
         while True:
-            reserved, delay = self.reserve(recipient)
+            left = max(0.0, deadline - time.monotonic())
+            reserved, delay = self.reserve(recipient, left)
+            if delay > left:
+                return delay
             if delay > 0:
                 await asyncio.sleep(delay)
             if reserved:
-                return
+                return 0.0
 
     async def sent(self, recipient: str) -> None:
         ready_at = time.monotonic() + self._recipient_interval
@@ -70,8 +82,9 @@ class MemoryLimiter:
         self._next = max(self._next, time.monotonic() + seconds)
 
 
-# KEYS: the overall key, the recipient's key. ARGV: the overall interval, the recipient's interval (µs).
-# Returns {reserved (0/1), µs to wait}. Times are Redis's own clock, shared by every process.
+# KEYS: the overall key, the recipient's key. ARGV: the overall interval, the recipient's interval, the
+# longest wait for the overall slot that takes it (-1: any) (µs). Returns {reserved (0/1), µs to wait}.
+# Times are Redis's own clock, shared by every process.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -79,6 +92,8 @@ local ready_at = tonumber(redis.call('GET', KEYS[2]) or '0')
 if ready_at > now then return {0, ready_at - now} end
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 if slot < now then slot = now end
+local within = tonumber(ARGV[3])
+if within >= 0 and slot - now > within then return {0, slot - now} end
 local interval, recipient_interval = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%d', slot + interval), 'PX', math.ceil((slot + interval - now) / 1000) + 1000)
 redis.call('SET', KEYS[2], string.format('%d', slot + recipient_interval), 'PX',
@@ -119,20 +134,25 @@ class RedisLimiter:
         self._sent = redis.register_script(_SENT)
         self._pause = redis.register_script(_PAUSE)
 
-    async def reserve(self, recipient: str) -> tuple[bool, float]:
+    async def reserve(self, recipient: str, within: float = math.inf) -> tuple[bool, float]:
+        limit = -1 if math.isinf(within) else max(0, round(within * 1_000_000))
         reserved, wait = await self._script(
             keys=[f"{self._prefix}all", f"{self._prefix}to:{recipient}"],
-            args=[self._interval, self._recipient_interval],
+            args=[self._interval, self._recipient_interval, limit],
         )
         return bool(reserved), int(wait) / 1_000_000
 
-    async def acquire(self, recipient: str) -> None:
+    async def acquire(self, recipient: str, *, within: float = math.inf) -> float:
+        deadline = time.monotonic() + within
         while True:
-            reserved, delay = await self.reserve(recipient)
+            left = max(0.0, deadline - time.monotonic())
+            reserved, delay = await self.reserve(recipient, left)
+            if delay > left:
+                return delay
             if delay > 0:
                 await asyncio.sleep(delay)
             if reserved:
-                return
+                return 0.0
 
     async def sent(self, recipient: str) -> None:
         await self._sent(keys=[f"{self._prefix}to:{recipient}"], args=[self._recipient_interval])

@@ -89,6 +89,9 @@ class Claimed:
     order_id: str | None
     occurred_at: datetime
     attempts: int
+    # Until when this process holds it: a send must be answered by then, or another process may take
+    # the delivery over and send it too.
+    lease_until: datetime
     # Set once the request has gone out: from then on a crash may leave it sent but not recorded.
     handed_over: bool = False
 
@@ -108,6 +111,7 @@ class DeliveryQueue:
         if not limits:
             return []
         now = datetime.now(UTC)
+        lease_until = now + self._lease
         token = secrets.token_hex(16)
         params: list[Any] = []
 
@@ -120,7 +124,7 @@ class DeliveryQueue:
             "per_order": sorted(QUEUED_PER_ORDER),
             "channels": list(limits),
             "now": [now],
-            "lease_until": [now + self._lease],
+            "lease_until": [lease_until],
             "token": [token],
         }
 
@@ -158,6 +162,7 @@ class DeliveryQueue:
                     order_id=delivery.order_id,
                     occurred_at=delivery.occurred_at,
                     attempts=delivery.attempts,
+                    lease_until=lease_until,
                 )
             )
         return claimed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from redis.exceptions import RedisError
@@ -13,7 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from ordercast.notify.dispatch import ChannelDown, RecipientGone, RetryLater, Undeliverable
+from ordercast.notify.dispatch import ChannelDown, Postponed, RecipientGone, RetryLater, Undeliverable
 from ordercast.notify.limits import Limiter
 from ordercast.notify.planning import TELEGRAM
 from ordercast.notify.queue import Claimed
@@ -75,10 +76,15 @@ class TelegramChannel:
             raise RetryLater("the bot has not started yet", after=self._timeout) from None
         except InvalidToken:
             raise ChannelDown(TOKEN_REFUSED) from None
+        # The send must be answered while the lease lasts, or another process may take the delivery
+        # over and send it too: a slot further off (a long 429 pause) is waited for in the queue.
+        within = (delivery.lease_until - datetime.now(UTC)).total_seconds() - self._timeout
         try:
-            await self._limiter.acquire(delivery.recipient)
+            wait = await self._limiter.acquire(delivery.recipient, within=max(0.0, within))
         except (RedisError, OSError) as error:
             raise RetryLater(f"the rate limiter is unavailable: {error}") from None
+        if wait:
+            raise Postponed(f"Telegram's limits: the next slot is {wait:.1f} s away", after=wait)
         delivery.handed_over = True
         try:
             await bot.send_message(

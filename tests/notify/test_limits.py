@@ -85,3 +85,20 @@ async def test_a_pause_holds_back_every_recipient(limiter: Any) -> None:
     reserved, wait = await reserve(limiter, "someone-else")
     assert reserved
     assert 0.5 <= wait <= 0.6
+
+
+async def test_a_slot_further_away_than_within_is_not_taken_and_its_wait_is_told(limiter: Any) -> None:
+    # A sender holding a delivery's lease must not wait out a pause longer than the lease lasts.
+    await limiter.pause(0.5)
+    wait = await limiter.acquire("e", within=0.2)
+    assert 0.45 <= wait <= 0.5
+    # Nothing was taken: the next sender still gets the first slot after the pause.
+    reserved, wait = await reserve(limiter, "someone-else")
+    assert reserved
+    assert 0.45 <= wait <= 0.5
+
+
+async def test_a_recipients_own_slot_further_away_than_within_is_told(limiter: Any) -> None:
+    assert await limiter.acquire("f", within=0.2) == 0.0
+    wait = await limiter.acquire("f", within=0.2)
+    assert 0.45 < wait <= 0.5
