@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     # How long an answered payment webhook id is remembered (a retry of it then has no effect).
     webhook_receipt_ttl: float = Field(default=7 * 86_400, gt=0)
+    # Lifts the outbound address rule and allows http:// targets (development and tests).
+    outbound_allow_private: bool = False
+    # Its old name, from when it covered push endpoints alone: still works, with the wider scope.
     push_allow_insecure: bool = False
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -151,6 +154,12 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"{item.strip()!r} is not an IP address or CIDR") from None
         return value
+
+    @model_validator(mode="after")
+    def _old_names(self) -> Settings:
+        if self.push_allow_insecure:
+            object.__setattr__(self, "outbound_allow_private", True)
+        return self
 
     @model_validator(mode="after")
     def _default_base_url(self) -> Settings:
