@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from tortoise import fields
 from tortoise.models import Model
@@ -155,6 +156,13 @@ class PushSubscription(Model):
     auth = fields.CharField(max_length=64)
     expires_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # What the admin calls the device ("work laptop"), if anything.
+    name = fields.CharField(max_length=100, null=True)
+    # Subscribed again or pushed to successfully: the least recently used goes when an admin has too many.
+    last_used_at = fields.DatetimeField(null=True)
+    last_success_at = fields.DatetimeField(null=True)
+    # The category of the last failed push (`http_403`, `timeout`), cleared by a success.
+    last_error = fields.CharField(max_length=200, null=True)
 
     class Meta:
         table = "push_subscriptions"
@@ -163,8 +171,21 @@ class PushSubscription(Model):
         return {
             "id": self.id,
             "endpoint": self.endpoint,
+            "name": self.name,
             "expires_at": format_time(self.expires_at) if self.expires_at else None,
             "created_at": format_time(self.created_at),
+        }
+
+    def as_device_json(self) -> dict[str, Any]:
+        """As the admin's device list shows it: where it is, never its endpoint's secret path or keys."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "endpoint_host": urlsplit(self.endpoint).hostname or "",
+            "created_at": format_time(self.created_at),
+            "last_used_at": format_time(self.last_used_at) if self.last_used_at else None,
+            "last_success_at": format_time(self.last_success_at) if self.last_success_at else None,
+            "last_error": self.last_error,
         }
 
 
