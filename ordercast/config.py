@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(default=10, gt=0)
     db_connect_timeout: float = Field(default=5, gt=0)
     auth_cache_ttl: float = Field(default=30, ge=0)
+    # Event streams open at once per session or customer token (per process); API keys: uncapped unless set.
+    max_streams_per_credential: int = Field(default=50, ge=1)
+    max_streams_per_api_key: int | None = Field(default=None, ge=1)
     # Test-only: hold the after-commit publish back, so a test can kill the process in that window.
     publish_delay: float = Field(default=0, ge=0)
     demo_interval: float = Field(default=2.0, gt=0)

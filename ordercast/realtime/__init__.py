@@ -6,6 +6,7 @@ Knows events, channels and ordering keys, not orders.
 from __future__ import annotations
 
 from ordercast.realtime.broker import Broker, Placed, Reset, Resumed, create_broker
+from ordercast.realtime.holders import Grant
 from ordercast.realtime.hub import Hub, Subscription
 from ordercast.realtime.message import Message
 from ordercast.realtime.publisher import Outbox, Publisher, Sweeper
@@ -16,6 +17,7 @@ from ordercast.realtime.ws import ws_endpoint
 __all__ = [
     "Authorize",
     "Broker",
+    "Grant",
     "Hub",
     "Message",
     "Outbox",

@@ -4,181 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
-from types import TracebackType
-from typing import Literal, Self
 
 from ordercast.errors import Unavailable
 from ordercast.events import Position
 from ordercast.realtime.broker import Broker, Placed, Replay, Reset
+from ordercast.realtime.holders import Grant, Guard, Holders, Recheck
 from ordercast.realtime.message import Message
+from ordercast.realtime.subscription import CloseReason, Subscription
 from ordercast.running import Loop
+
+__all__ = ["CloseReason", "Grant", "Hub", "Message", "Subscription"]
 
 logger = logging.getLogger("ordercast.realtime.hub")
 
-CloseReason = Literal["overflow", "shutdown", "unavailable", "disconnected", "done"]
-
 # A Last-Event-ID longer than any position we hand out is malformed; don't ship it to the broker.
 _MAX_ID_LENGTH = 128
-
-
-class Subscription:
-    """One connection's view of a channel: the replay (or a reset), then live messages, bounded."""
-
-    def __init__(self, hub: Hub, channel: str, last_event_id: str | None, maxsize: int) -> None:
-        self.channel = channel
-        self.last_event_id = last_event_id
-        self.close_reason: CloseReason | None = None
-        self._hub = hub
-        self._maxsize = maxsize
-        self._ready = False
-        self._initial: deque[Message] = deque()
-        self._queue: deque[Message] = deque()
-        self._last: Position | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        # Set by a consumer waiting with nothing queued: takes a message at once (True) or leaves it
-        # to be queued (False). It saves a task wake-up per message, the largest cost of fan-out.
-        self._sink: Callable[[Message], bool] | None = None
-        self._on_close: list[Callable[[], None]] = []
-
-    async def __aenter__(self) -> Self:
-        await self._hub._open(self)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close("done")
-        self._hub._release(self)
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Message:
-        while self.close_reason is None:
-            if self._initial:
-                return self._initial.popleft()
-            if self._queue:
-                return self._queue.popleft()
-            await self._wait(None)
-        raise StopAsyncIteration
-
-    @property
-    def closed(self) -> bool:
-        return self.close_reason is not None
-
-    async def next_batch(
-        self, max_wait: float | None = None, limit: int = 256, *, sink: Callable[[Message], bool] | None = None
-    ) -> list[Message]:
-        """Up to `limit` queued messages, waiting up to `max_wait` seconds for one; `[]` if none came or once closed.
-
-        While it waits, `sink` (if given) is offered each new message first, in order: what it takes
-        (returns True for) is not queued. Once it declines one, that and every later message queue
-        as usual until the next wait.
-        """
-        if not self._initial and not self._queue and self.close_reason is None:
-            self._sink = sink if self._ready else None
-            try:
-                await self._wait(max_wait)
-            finally:
-                self._sink = None
-        if self.close_reason is not None:
-            return []
-        batch: list[Message] = []
-        for source in (self._initial, self._queue):
-            while source and len(batch) < limit:
-                batch.append(source.popleft())
-        return batch
-
-    def close(self, reason: CloseReason) -> None:
-        """End the subscription: the consumer sees `closed` (queued messages are dropped)."""
-        if self.close_reason is not None:
-            return
-        self.close_reason = reason
-        self._initial.clear()
-        self._queue.clear()
-        self._wake()
-        callbacks, self._on_close = self._on_close, []
-        for callback in callbacks:
-            callback()
-
-    def wake(self) -> None:
-        """Make a waiting `next_batch` return now (with `[]` if nothing is queued)."""
-        self._wake()
-
-    def on_close(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (synchronously, once) when the subscription is closed."""
-        if self.close_reason is not None:
-            callback()
-        else:
-            self._on_close.append(callback)
-
-    def _begin(self, initial: list[Message], boundary: Position) -> None:
-        """The seam: the replay first, then live messages after `boundary` (none twice)."""
-        if self.close_reason is not None:
-            return
-        early, self._queue = self._queue, deque()
-        self._initial.extend(initial)
-        self._last = boundary
-        self._ready = True
-        for message in early:
-            self._offer(message)
-        self._wake()
-
-    def _offer(self, message: Message) -> None:
-        if self.close_reason is not None:
-            return
-        if self._ready:
-            last = self._last
-            position = message.position
-            if (
-                message.event is not None
-                and last is not None
-                and position.epoch == last.epoch
-                and position.offset <= last.offset
-            ):
-                return
-            self._last = position
-        sink = self._sink
-        if sink is not None:
-            if sink(message):
-                return
-            self._sink = None
-        if len(self._queue) >= self._maxsize:
-            self._hub.overflows += 1
-            self.close("overflow")
-            return
-        self._queue.append(message)
-        if self._ready:
-            self._wake()
-
-    async def _wait(self, max_wait: float | None) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        # A plain timer rather than asyncio.timeout: an idle connection's ping interval passing is the
-        # normal case here, not an error worth an exception.
-        timer = loop.call_later(max_wait, _wake, waiter) if max_wait is not None else None
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timer is not None:
-                timer.cancel()
-
-    def _wake(self) -> None:
-        # The consumer is about to run: from here on, messages queue behind whatever it will do.
-        self._sink = None
-        if self._waiter is not None:
-            _wake(self._waiter)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class _Channel:
@@ -207,11 +48,25 @@ class Hub(Loop):
     # The feed ending (its broker closed) is no bug; a traceback is logged for anything else.
     expected_failures = (Unavailable,)
 
-    def __init__(self, broker: Broker, queue_size: int = 1000, *, start_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        queue_size: int = 1000,
+        *,
+        start_timeout: float = 10.0,
+        recheck: Recheck | None = None,
+        recheck_interval: float = 15.0,
+        on_close: Callable[[CloseReason], None] | None = None,
+    ) -> None:
+        """`recheck` (if given) is asked every `recheck_interval` which revocable credentials are over;
+        `on_close` is told why each opened subscription ended."""
         self.queue_size = queue_size
         self.overflows = 0
         self.recoveries = 0
         self._broker = broker
+        self._holders = Holders()
+        self._guard = Guard(self._holders, recheck, recheck_interval) if recheck is not None else None
+        self._on_close = on_close
         self._start_timeout = start_timeout
         self._channels: dict[str, _Channel] = {}
         self._ready = asyncio.Event()
@@ -230,11 +85,15 @@ class Hub(Loop):
         except TimeoutError:
             await self.close()
             raise Unavailable("the broker's feed did not start") from None
+        if self._guard is not None:
+            await self._guard.start()
 
     async def close(self) -> None:
         """End every subscription (their streams finish promptly) and stop listening."""
         self._closed = True
         self._ready.clear()
+        if self._guard is not None:
+            await self._guard.close()
         await super().close()
         for channel in list(self._channels.values()):
             for subscription in list(channel.subscribers):
@@ -248,12 +107,16 @@ class Hub(Loop):
     def connections(self) -> int:
         return sum(len(channel.subscribers) for channel in self._channels.values())
 
-    def subscribe(self, channel: str, last_event_id: str | None = None) -> Subscription:
-        """A subscription to `channel` (use `async with`): missed events after `last_event_id`, then live ones.
+    def subscribe(self, grant: Grant | str, last_event_id: str | None = None) -> Subscription:
+        """A subscription to the granted channel (use `async with`): missed events after `last_event_id`, then
+        live ones, until the grant's credential expires or is revoked.
 
         No id: live events from now. An id history can't answer (or a malformed one): a reset first.
+        Opening one more than the grant's limit of streams raises `RateLimited`.
         """
-        return Subscription(self, channel, last_event_id, self.queue_size)
+        if isinstance(grant, str):
+            grant = Grant(grant)
+        return Subscription(self, grant, last_event_id, self.queue_size)
 
     async def _open(self, subscription: Subscription) -> None:
         if self._closed:
@@ -264,6 +127,8 @@ class Hub(Loop):
                     await self._ready.wait()
             except TimeoutError:
                 raise Unavailable("the broker's feed is not established") from None
+        # Counted (or refused) and registered with no await in between, so parallel opens can't exceed the cap.
+        self._holders.admit(subscription)
         name = subscription.channel
         channel = self._channels.get(name)
         if channel is None:
@@ -290,8 +155,12 @@ class Hub(Loop):
         except BaseException:
             self._release(subscription)
             raise
+        subscription.opened = True
 
     def _release(self, subscription: Subscription) -> None:
+        self._holders.release(subscription)
+        if subscription.opened and self._on_close is not None:
+            self._on_close(subscription.close_reason or "done")
         channel = self._channels.get(subscription.channel)
         if channel is None:
             return

@@ -65,7 +65,7 @@ class _EventStream:
         method = scope.get("method", "GET")
         if method not in ("GET", "HEAD"):
             raise MethodNotAllowed(headers={"Allow": "GET, HEAD"})
-        channel = await self._authorize(connection)
+        grant = await self._authorize(connection)
         if method == "HEAD":
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -73,7 +73,7 @@ class _EventStream:
         # The header wins: on reconnect EventSource sends the latest id in Last-Event-ID, while the URL
         # still carries the `last_event_id` the page first connected with.
         last_event_id = connection.headers.get("last-event-id") or connection.query_params.get("last_event_id")
-        async with self._hub.subscribe(channel, last_event_id or None) as subscription:
+        async with self._hub.subscribe(grant, last_event_id or None) as subscription:
             await self._stream(subscription, receive, send)
 
     async def _stream(self, subscription: Subscription, receive: Receive, send: Send) -> None:
@@ -108,5 +108,5 @@ class _EventStream:
                         return
                 await outlet.write({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            outlet.abandon()
+            outlet.ended()
             watcher.cancel()

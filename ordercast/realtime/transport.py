@@ -11,15 +11,16 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Send
 
-from ordercast.realtime.hub import Subscription
+from ordercast.realtime.holders import Grant
+from ordercast.realtime.subscription import Subscription
 
 logger = logging.getLogger("ordercast.realtime.transport")
 
 # How long the last write of a stream (its end, a close frame) may take once the server shuts down.
 _SHUTDOWN_GRACE = 1.0
 
-Authorize = Callable[[HTTPConnection], Awaitable[str]]
-"""Returns the one channel the connection may read, or raises an `OrdercastError`."""
+Authorize = Callable[[HTTPConnection], Awaitable[Grant]]
+"""Returns what the connection's credential grants (the one channel it may read), or raises an `OrdercastError`."""
 
 
 class Outlet:
@@ -51,6 +52,8 @@ class Outlet:
         self.ping_due = False
         # A write was cut short: the client isn't reading, the response can't be finished properly.
         self.broken = False
+        # It was cut for taking longer than `send_timeout` (not at shutdown): the client is too slow.
+        self.stalled = False
         # A direct write (`write_now`) that had to wait for the client, finishing in its own task.
         self._finishing: asyncio.Future[None] | None = None
         subscription.on_close(self._closed)
@@ -150,10 +153,17 @@ class Outlet:
         self._last_write = self._loop.time()
         self.ping_due = False
 
+    def ended(self) -> None:
+        """The stream is over: say why on the subscription, if the client's end of it did it."""
+        self.abandon()
+        if self.broken:
+            self._subscription.close("stalled" if self.stalled else "disconnected")
+
     def _cut(self) -> None:
         if self.broken or self._sending_since is None or self._deadline is None:
             return
         self.broken = True
+        self.stalled = self._subscription.close_reason is None
         self._deadline.reschedule(self._loop.time())
 
     def _closed(self) -> None:

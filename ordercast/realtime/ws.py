@@ -13,8 +13,16 @@ from ordercast.realtime.hub import CloseReason, Hub, Subscription
 from ordercast.realtime.transport import Authorize, Outlet, watch_disconnect
 
 TOO_SLOW = 4008
+# 4000 + 401, as a refused upgrade without the denial extension: the credential is over, sign in again.
+CREDENTIAL_OVER = 4001
 # 1012 "service restart": reconnect (elsewhere) and resume; 1013 "try again later".
-_CLOSE_CODES: dict[CloseReason, int] = {"overflow": TOO_SLOW, "shutdown": 1012, "unavailable": 1013}
+_CLOSE_CODES: dict[CloseReason, int] = {
+    "overflow": TOO_SLOW,
+    "shutdown": 1012,
+    "unavailable": 1013,
+    "expired": CREDENTIAL_OVER,
+    "revoked": CREDENTIAL_OVER,
+}
 
 
 def ws_endpoint(
@@ -44,9 +52,9 @@ class _EventSocket:
             return
         async with AsyncExitStack() as stack:
             try:
-                channel = await self._authorize(websocket)
+                grant = await self._authorize(websocket)
                 last_event_id = websocket.query_params.get("last_event_id") or None
-                subscription = await stack.enter_async_context(self._hub.subscribe(channel, last_event_id))
+                subscription = await stack.enter_async_context(self._hub.subscribe(grant, last_event_id))
             except OrdercastError as error:
                 await _refuse(websocket, error)
                 return
@@ -71,6 +79,7 @@ class _EventSocket:
                 if code is not None:
                     await outlet.write({"type": "websocket.close", "code": code})
         finally:
+            outlet.ended()
             watcher.cancel()
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import asyncpg
 import orjson
@@ -23,10 +24,12 @@ from ordercast.config import Settings
 from ordercast.errors import MethodNotAllowed, NotFound, OrdercastError, Unavailable
 from ordercast.events import ADMIN_CHANNEL, customer_channel
 from ordercast.realtime.broker import create_broker
+from ordercast.realtime.holders import Grant
 from ordercast.realtime.hub import Hub
 from ordercast.realtime.sse import sse_endpoint
 from ordercast.realtime.ws import ws_endpoint
 from ordercast.server import startup
+from ordercast.server.auth import ended_credentials, stream_grant
 from ordercast.server.headers import SecurityHeaders
 from ordercast.server.limits import BodyLimit
 from ordercast.server.logs import redact_server_logs
@@ -78,10 +81,17 @@ async def dependency_down(request: Request, exc: Exception) -> Response:
     )
 
 
-async def stream_channel(conn: HTTPConnection) -> str:
-    """The one channel a stream connection reads, chosen by its credentials."""
-    principal = await runtime(conn).auth.principal(conn)
-    return ADMIN_CHANNEL if principal.customer_id is None else customer_channel(principal.customer_id)
+async def stream_channel(conn: HTTPConnection) -> Grant:
+    """The one channel a stream connection reads, chosen by its credentials, and what limits and ends it."""
+    rt = runtime(conn)
+    principal = await rt.auth.principal(conn)
+    channel = ADMIN_CHANNEL if principal.customer_id is None else customer_channel(principal.customer_id)
+    return stream_grant(
+        principal,
+        channel,
+        per_credential=rt.settings.max_streams_per_credential,
+        per_api_key=rt.settings.max_streams_per_api_key,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -96,7 +106,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         history_ttl=settings.history_ttl,
         prefix=f"{settings.redis_prefix}:",
     )
-    hub = Hub(broker, queue_size=settings.connection_queue)
+    # Streams re-check sessions every ping interval, and API keys within the auth cache's TTL of a revocation.
+    recheck_interval = min(settings.ping_interval, settings.auth_cache_ttl or settings.ping_interval)
+    hub = Hub(
+        broker,
+        queue_size=settings.connection_queue,
+        recheck=partial(ended_credentials, session_max_age=settings.session_max_age),
+        recheck_interval=recheck_interval,
+        on_close=metrics.stream_closed,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Runtime]]:

@@ -1,11 +1,14 @@
-"""Who is asking: API keys, admin session cookies (with the Origin check) and customer tokens."""
+"""Who is asking: API keys, admin session cookies (with the Origin check) and customer tokens; what their
+streams may do, and which of those credentials are over."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer
@@ -13,12 +16,28 @@ from starlette.requests import HTTPConnection
 
 from ordercast.errors import CsrfFailed, Forbidden, TokenExpired, Unauthenticated
 from ordercast.ids import is_id
+from ordercast.models import ApiKey
+from ordercast.realtime.holders import Grant
 from ordercast.services import sessions
-from ordercast.services.accounts import KeyRing
+from ordercast.services.accounts import EnvKey, KeyRing, hash_api_key
 
 SESSION_COOKIE = "ordercast_session"
 CUSTOMER_TOKEN_PREFIX = "oct_"  # noqa: S105 — a prefix, not a secret
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+CredentialKind = Literal["session", "api_key", "env_key", "customer_token"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a principal proved itself with: its streams are counted against it and end with it."""
+
+    kind: CredentialKind
+    # The session's id; for keys and tokens a SHA-256 of them (no secret is kept).
+    id: str
+    # When it stops being valid, a UNIX time (customer tokens).
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +49,7 @@ class Principal:
     via_cookie: bool = False
     # The session a cookie named (None for bearer credentials).
     session_id: str | None = None
+    credential: Credential | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -48,6 +68,10 @@ class CustomerTokens:
         return token, datetime.fromtimestamp(expires, UTC)
 
     def verify(self, token: str) -> str:
+        return self.read(token)[0]
+
+    def read(self, token: str) -> tuple[str, int]:
+        """The customer id and the expiry (a UNIX time) of a valid, unexpired token."""
         try:
             payload = self._serializer.loads(token.removeprefix(CUSTOMER_TOKEN_PREFIX))
         except BadSignature:
@@ -56,7 +80,7 @@ class CustomerTokens:
             raise Unauthenticated("the customer token is invalid")
         if not isinstance(payload.get("e"), int) or payload["e"] <= time.time():
             raise TokenExpired()
-        return str(payload["c"])
+        return str(payload["c"]), payload["e"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,18 +173,27 @@ class Authenticator:
         credential = self._bearer(conn)
         if credential is not None:
             if credential.startswith(CUSTOMER_TOKEN_PREFIX):
-                return Principal(customer_id=self._tokens.verify(credential))
+                customer_id, expires = self._tokens.read(credential)
+                token = Credential("customer_token", _digest(credential), expires_at=expires)
+                return Principal(customer_id=customer_id, credential=token)
             user_id = await self._keys.admin_for(credential)
             if user_id is None:
                 raise Unauthenticated("the API key is not valid")
-            return Principal(user_id=user_id)
+            from_env = user_id == self._keys.service_admin_id and self._keys.is_env_key(EnvKey.of(credential).id)
+            key = Credential("env_key" if from_env else "api_key", hash_api_key(credential))
+            return Principal(user_id=user_id, credential=key)
         session = await self.session(conn)
         if session is None:
             raise Unauthenticated()
         is_unsafe = conn.scope["type"] == "websocket" or conn.scope.get("method") not in _SAFE_METHODS
         if is_unsafe and not self.same_origin(conn):
             raise CsrfFailed()
-        return Principal(user_id=session.user_id, via_cookie=True, session_id=session.id)
+        return Principal(
+            user_id=session.user_id,
+            via_cookie=True,
+            session_id=session.id,
+            credential=Credential("session", session.id),
+        )
 
     async def admin(self, conn: HTTPConnection) -> Principal:
         principal = await self.principal(conn)
@@ -191,3 +224,46 @@ class Authenticator:
             if token:
                 return token
         return None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def stream_grant(principal: Principal, channel: str, *, per_credential: int, per_api_key: int | None) -> Grant:
+    """What a stream opened by `principal` may do: read `channel`, as one of a capped number per
+    credential (API keys: uncapped unless `per_api_key`), until the credential expires or ends."""
+    credential = principal.credential
+    if credential is None:
+        return Grant(channel)
+    is_key = credential.kind in ("api_key", "env_key")
+    return Grant(
+        channel,
+        holder=credential,
+        limit=per_api_key if is_key else per_credential,
+        expires_at=credential.expires_at,
+        # Keys from ORDERCAST_API_KEYS end only with the process; customer tokens only by expiring.
+        revocable=credential.kind in ("session", "api_key"),
+    )
+
+
+async def ended_credentials(holders: list[Hashable], *, session_max_age: float) -> list[Hashable]:
+    """Of the credentials holding streams, those that are over: sessions ended (or too old, or of a
+    disabled admin) and API keys revoked. Asks the database, not the caches: a session ended by another
+    process ends its streams here within one check interval."""
+    over: list[Hashable] = []
+    keys: dict[str, Credential] = {}
+    for holder in holders:
+        if not isinstance(holder, Credential):
+            continue
+        if holder.kind == "session":
+            # One query per session: they are few (an admin's tabs share one), and "active" is defined once.
+            if await sessions.session_user(holder.id, max_age=session_max_age) is None:
+                over.append(holder)
+        elif holder.kind == "api_key":
+            keys[holder.id] = holder
+    if keys:
+        query = ApiKey.filter(key_hash__in=list(keys), user__disabled_at__isnull=True)
+        live = {str(row[0]) for row in await query.values_list("key_hash")}
+        over.extend(credential for digest, credential in keys.items() if digest not in live)
+    return over

@@ -1,4 +1,5 @@
-"""Prometheus metrics: one registry per app; requests, status changes, deliveries and their latency, push answers."""
+"""Prometheus metrics: one registry per app; requests, status changes, deliveries and their latency, push answers,
+event streams ended."""
 
 from __future__ import annotations
 
@@ -6,6 +7,20 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ordercast.realtime.subscription import CloseReason
+
+# Why a stream ended, as the `reason` label says it (API.md); one that simply finished isn't counted.
+_DISCONNECT_REASONS: dict[CloseReason, str] = {
+    "overflow": "slow",
+    "stalled": "slow",
+    "expired": "expired",
+    "revoked": "revoked",
+    "disconnected": "client",
+    "shutdown": "shutdown",
+    # The broker's history couldn't fill a gap: not one of API.md's reasons, but worth seeing.
+    "unavailable": "unavailable",
+}
 
 
 class Metrics:
@@ -56,6 +71,20 @@ class Metrics:
             ["service", "status"],
             registry=self.registry,
         )
+
+        self.stream_disconnects = Counter(
+            "ordercast_stream_disconnects",
+            "Event streams (SSE and WebSocket) ended by the server or the client, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("slow", "expired", "revoked", "client", "shutdown"):
+            self.stream_disconnects.labels(reason)
+
+    def stream_closed(self, reason: CloseReason) -> None:
+        label = _DISCONNECT_REASONS.get(reason)
+        if label is not None:
+            self.stream_disconnects.labels(label).inc()
 
     def observe_push(self, service: str, status: str) -> None:
         self.push_responses.labels(service, status).inc()

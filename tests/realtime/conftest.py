@@ -29,10 +29,12 @@ from ordercast.errors import OrdercastError, Unauthenticated
 from ordercast.events import ADMIN_CHANNEL, Event, customer_channel
 from ordercast.ids import new_id
 from ordercast.realtime.broker import Broker
+from ordercast.realtime.holders import Grant
 from ordercast.realtime.hub import Hub
 from ordercast.realtime.memory import MemoryBroker
 from ordercast.realtime.redisbroker import RedisBroker
 from ordercast.realtime.sse import sse_endpoint
+from ordercast.realtime.transport import Authorize
 from ordercast.realtime.ws import ws_endpoint
 from tests.conftest import wait_for
 
@@ -222,13 +224,13 @@ async def collect(stream: AsyncIterator[Any], count: int, timeout: float = 5) ->
 Publish = Callable[[Event], Awaitable[Any]]
 
 
-async def authorize(connection: HTTPConnection) -> str:
+async def authorize(connection: HTTPConnection) -> Grant:
     """A trivial authorisation: `?token=admin` reads `admin`, `?token=customer-<id>` that customer's channel."""
     token = connection.query_params.get("token", "")
     if token == "admin":
-        return ADMIN_CHANNEL
+        return Grant(ADMIN_CHANNEL)
     if token.startswith("customer-"):
-        return customer_channel(token.removeprefix("customer-"))
+        return Grant(customer_channel(token.removeprefix("customer-")))
     raise Unauthenticated()
 
 
@@ -237,7 +239,9 @@ async def render_error(request: HTTPConnection, error: Exception) -> Response:
     return JSONResponse(error.to_json(), status_code=error.status, headers=error.headers)
 
 
-def make_app(hub: Hub, ping_interval: float = 0.2, send_timeout: float = 10) -> Starlette:
+def make_app(
+    hub: Hub, ping_interval: float = 0.2, send_timeout: float = 10, authorize: Authorize = authorize
+) -> Starlette:
     """A tiny app with the two endpoints, as the server mounts them."""
     return Starlette(
         routes=[
