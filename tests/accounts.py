@@ -58,6 +58,7 @@ async def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[
 async def new_admin(server: ServerProcess) -> tuple[str, str]:
     """A fresh admin on `server`'s database: (email, password)."""
     email, password = f"admin-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
-    created = await cli(server, "admin", "create", "--email", email, "--password", password)
+    # `--password=…` as one argument: a generated password may start with "-".
+    created = await cli(server, "admin", "create", "--email", email, f"--password={password}")
     assert created.returncode == 0, created.stderr
     return email, password
