@@ -184,17 +184,8 @@ class ServerProcess:
         )
 
     async def wait_ready(self, timeout: float = 30) -> None:
-        async def ready() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                async with httpx.AsyncClient(timeout=1) as client:
-                    return (await client.get(f"{self.base_url}/readyz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(ready, timeout, f"the server on {self.base_url} to be ready")
+        assert self.process is not None
+        await wait_until_ready(self.process, self.base_url, self.output, timeout)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -207,6 +198,23 @@ class ServerProcess:
             return self.process.wait(timeout=timeout)
         finally:
             self.log.close()
+
+
+async def wait_until_ready(
+    process: subprocess.Popen[bytes], base_url: str, output: Callable[[], str], timeout: float = 30
+) -> None:
+    """Wait for the server `process` to answer 200 on `/readyz`; fail with its output if it exits."""
+
+    async def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{output()}")
+        try:
+            async with httpx.AsyncClient(timeout=1) as client:
+                return (await client.get(f"{base_url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await wait_for(ready, timeout, f"the server on {base_url} to be ready")
 
 
 def migrate(stack: Stack) -> None:

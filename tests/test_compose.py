@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-import httpx
 import pytest
 import yaml
 
-from tests.conftest import POSTGRES, REDIS, ROOT, create_postgres_database, free_port, wait_for
+from tests.conftest import POSTGRES, REDIS, ROOT, create_postgres_database, free_port, wait_until_ready
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 
@@ -73,17 +72,7 @@ async def test_the_compose_files_variables_start_a_ready_server(database: str, t
     log = (tmp_path / "serve.log").open("wb")
     server = migrate_and_serve(process_env, log)
     try:
-
-        async def ready() -> bool:
-            if server.poll() is not None:
-                raise AssertionError(f"serve exited: {(tmp_path / 'serve.log').read_text()}")
-            try:
-                async with httpx.AsyncClient(timeout=1) as client:
-                    return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(ready, 30, "the compose-configured server to be ready")
+        await wait_until_ready(server, f"http://127.0.0.1:{port}", (tmp_path / "serve.log").read_text)
     finally:
         server.terminate()
         server.wait(15)

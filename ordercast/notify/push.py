@@ -1,14 +1,17 @@
-"""The Web Push channel: each delivery is one encrypted push (RFC 8291) to one subscription, signed
-with VAPID (RFC 8292), through pywebpush's async API on one shared HTTP session.
+"""The Web Push channel: each delivery is one encrypted push (RFC 8291, by pywebpush) to one
+subscription, signed with VAPID (RFC 8292), sent through the outbound client every user-given
+address goes through (the address rule, no redirects; `notify/outbound.py`).
 
 What push services answer decides what happens to the delivery: 2xx sent; 404/410 the subscription
 is gone (deleted, its queued pushes skipped); 429 wait for `Retry-After` before pushing to that
-service again; 5xx and timeouts retry with backoff; 400/403/413 and other 4xx fail for good.
+service again; 5xx and timeouts retry with backoff; a forbidden address, a redirect, 400/403/413 and
+other 4xx fail for good. What is recorded is a category (`http_403`, `timeout`), never the answer's body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,24 +20,28 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from pywebpush import WebPusher
 from tortoise import connections
 
 from ordercast.models.sql import Statement
 from ordercast.notify.dispatch import RecipientGone, RetryLater, Undeliverable
+from ordercast.notify.outbound import Outbound, OutboundError
 from ordercast.notify.planning import PUSH
 from ordercast.notify.queue import Claimed
 from ordercast.notify.templates.admin import push_message
 from ordercast.notify.vapid import Token, VapidKey
 from ordercast.running import Running
 
+logger = logging.getLogger("ordercast.notify")
+
 SENT: Final = frozenset({200, 201, 202})
 GONE: Final = frozenset({404, 410})
 # What a refusal means, for the alert it raises (`delivery:push:<reason>`).
 REFUSALS: Final = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "payload_too_large"}
 MAX_RETRY_AFTER: Final = 86_400.0
+# A subscription's last success is written at most this often (not once per push), unless it had failed.
+_SUCCESS_NOTED_EVERY: Final = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +53,12 @@ class Subscription:
     origin: str
     # Its push service answered 429: nothing goes to it before then.
     paused_until: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
 
 
 _SUBSCRIPTIONS = """
-SELECT s.id, s.endpoint, s.p256dh, s.auth, s.origin, p.paused_until
+SELECT s.id, s.endpoint, s.p256dh, s.auth, s.origin, s.last_success_at, s.last_error, p.paused_until
 FROM push_subscriptions AS s LEFT JOIN push_services AS p ON p.origin = s.origin
 WHERE s.id IN ({ids})
 """
@@ -88,7 +97,16 @@ class Subscriptions:
                     if not future.done():
                         future.set_exception(error)
             return
-        found = {row["id"]: Subscription(**{**row, "paused_until": _as_time(row["paused_until"])}) for row in rows}
+        found = {
+            row["id"]: Subscription(
+                **{
+                    **row,
+                    "paused_until": _as_time(row["paused_until"]),
+                    "last_success_at": _as_time(row["last_success_at"]),
+                }
+            )
+            for row in rows
+        }
         for subscription_id, futures in waiting.items():
             for future in futures:
                 if not future.done():
@@ -115,8 +133,10 @@ class CurrentKey:
             return self._key
 
 
-# (push service host, HTTP status or an error's name) for metrics.
+# (push service host, HTTP status or an error's category) for metrics.
 ObserveResponse = Callable[[str, str], None]
+# (subscription id, None for a success or the failure's category): what the device list shows.
+RecordResult = Callable[[str, str | None], Awaitable[None]]
 
 
 class PushChannel(Running):
@@ -134,32 +154,29 @@ class PushChannel(Running):
         timeout: float,
         forget: Callable[[str], Awaitable[None]],
         pause: Callable[[str, datetime], Awaitable[None]],
+        record: RecordResult | None = None,
         connections: int = 100,
+        allow_private: bool = False,
         observe: ObserveResponse | None = None,
     ) -> None:
         self._key = key
         self._subject = subject
         self._base_url = base_url
         self._ttl = ttl
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._forget = forget
         self._pause = pause
-        self._connections = connections
+        self._record = record
         self._observe = observe
         self._subscriptions = Subscriptions()
-        self._session: aiohttp.ClientSession | None = None
+        self._outbound = Outbound(allow_private=allow_private, timeout=timeout, connections=connections)
         # A VAPID token per (push service, key): signed once, reused until it nears its expiry.
         self._tokens: dict[tuple[str, str], Token] = {}
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._connections), timeout=self._timeout
-        )
+        await self._outbound.start()
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._outbound.close()
 
     async def send(self, delivery: Claimed) -> None:
         message = push_message(delivery.event_type, delivery.event_data)
@@ -173,42 +190,75 @@ class PushChannel(Running):
             paused_for = (subscription.paused_until - datetime.now(UTC)).total_seconds()
             if paused_for > 0:
                 raise RetryLater(f"{origin} asked us to wait (429)", after=paused_for)
-        if self._session is None:
+        if not self._outbound.started:
             raise RetryLater("the push channel is not running")
-        headers = {"Authorization": self._token(await self._key.get(), origin), "Urgency": message.urgency}
+        host = urlsplit(origin).netloc
+        try:
+            self._outbound.check(subscription.endpoint)
+        except OutboundError as error:
+            await self._failed(subscription, host, error.category)
+            raise Undeliverable(error.category, code=error.category) from None
+        headers = {
+            "Authorization": self._token(await self._key.get(), origin),
+            "Urgency": message.urgency,
+            "TTL": str(self._ttl),
+            "Content-Encoding": "aes128gcm",
+        }
         if message.topic:
             headers["Topic"] = message.topic
-        pusher = WebPusher(
-            {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}},
-            aiohttp_session=self._session,
-        )
-        data = orjson.dumps(message.payload(self._base_url))
-        host = urlsplit(origin).netloc
+        keys = {"p256dh": subscription.p256dh, "auth": subscription.auth}
+        body = WebPusher({"endpoint": subscription.endpoint, "keys": keys}).encode(
+            orjson.dumps(message.payload(self._base_url)), "aes128gcm"
+        )["body"]
         delivery.handed_over = True
         try:
-            response = await pusher.send_async(
-                data, headers, ttl=self._ttl, content_encoding="aes128gcm", timeout=self._timeout
-            )
-        except (aiohttp.ClientError, TimeoutError) as error:
-            self._count(host, type(error).__name__)
-            raise RetryLater(f"{type(error).__name__}: {error}".rstrip(": ")) from None
-        status = response.status
-        self._count(host, str(status))
+            answer = await self._outbound.post(subscription.endpoint, data=body, headers=headers)
+        except OutboundError as error:
+            await self._failed(subscription, host, error.category)
+            if error.permanent:
+                raise Undeliverable(error.category, code=error.category) from None
+            raise RetryLater(error.category) from None
+        status = answer.status
         if status in SENT:
+            self._count(host, str(status))
+            await self._succeeded(subscription)
             return
-        text = (await response.text(errors="replace"))[:300]
-        reason = f"{status} {response.reason or ''}: {text}".strip(": ")
+        # The status only: the body is whatever that server chose to say (API.md, Deliveries).
+        reason = f"http_{status}"
         if status in GONE:
+            self._count(host, str(status))
             raise RecipientGone(reason)
+        await self._failed(subscription, host, reason, str(status))
         if status == 429:
-            after = retry_after(response.headers.get("Retry-After"))
+            after = retry_after(answer.headers.get("Retry-After"))
             if after is not None:
                 # Shared through the database: every process holds its pushes to this service back.
                 await self._pause(origin, datetime.now(UTC) + timedelta(seconds=after))
             raise RetryLater(reason, after=after)
         if status >= 500:
             raise RetryLater(reason)
-        raise Undeliverable(reason, code=REFUSALS.get(status, f"http_{status}"))
+        if 300 <= status < 400:
+            raise Undeliverable(reason, code="redirect")  # never followed: it could point anywhere
+        raise Undeliverable(reason, code=REFUSALS.get(status, reason))
+
+    async def _succeeded(self, subscription: Subscription) -> None:
+        last = subscription.last_success_at
+        if subscription.last_error is None and last is not None and datetime.now(UTC) - last < _SUCCESS_NOTED_EVERY:
+            return
+        await self._note(subscription.id, None)
+
+    async def _failed(self, subscription: Subscription, host: str, category: str, metric: str | None = None) -> None:
+        self._count(host, metric or category)
+        if category != subscription.last_error:
+            await self._note(subscription.id, category)
+
+    async def _note(self, subscription_id: str, error: str | None) -> None:
+        if self._record is None:
+            return
+        try:
+            await self._record(subscription_id, error)
+        except Exception:  # only the device list's "last success" is late: the push itself stands
+            logger.warning("recording push subscription %s's last result failed", subscription_id, exc_info=True)
 
     async def recipient_gone(self, recipient: str, reason: str) -> None:
         await self._forget(recipient)

@@ -173,8 +173,10 @@ async def push(
         ttl=settings.push_ttl,
         timeout=settings.push_send_timeout,
         connections=settings.push_connections,
+        allow_private=settings.outbound_allow_private,
         forget=push_service.forget,
         pause=push_service.pause,
+        record=push_service.record_result,
         observe=metrics.observe_push,
     )
     senders.dispatcher.add(await stack.enter_async_context(channel))

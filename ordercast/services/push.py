@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
+from yarl import URL
 
 from ordercast.errors import Conflict, Invalid, NotFound
 from ordercast.models import PushSubscription
 from ordercast.models.sql import Statement
+from ordercast.notify.outbound import refusal
 from ordercast.notify.planning import AdminRecipient
 from ordercast.notify.templates import AdminNotice
 from ordercast.notify.vapid import VapidKey, audience, unb64url
@@ -24,6 +24,12 @@ from ordercast.services.schemas import NewPushSubscription
 from ordercast.services.secrets import SecretBox, replace_secret, shared_secret
 
 VAPID_SECRET = "vapid_private_key"  # noqa: S105 — the name it is stored under
+_REFUSED: Final = {
+    "invalid_url": "must be an https URL",
+    "insecure_url": "must be an https URL (http is allowed only with ORDERCAST_OUTBOUND_ALLOW_PRIVATE)",
+    "blocked_address": "must be a public push service, not a local address",
+}
+_LOCAL_NAMES: Final = (".localhost", ".local", ".internal")
 
 
 async def vapid_key(configured: str | None = None, box: SecretBox | None = None) -> VapidKey:
@@ -46,27 +52,16 @@ async def rotate_vapid_key(box: SecretBox | None = None) -> tuple[VapidKey, int]
     return key, dropped
 
 
-def check_endpoint(endpoint: str, *, allow_insecure: bool) -> None:
-    """A push service's URL: https on a public host, unless `allow_insecure` (development and tests)."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise Invalid.field("endpoint", "must be an https URL")
-    if allow_insecure:
-        return
-    if parts.scheme != "https":
-        raise Invalid.field(
-            "endpoint", "must be an https URL (http is allowed only with ORDERCAST_PUSH_ALLOW_INSECURE)"
-        )
-    host = parts.hostname.rstrip(".").lower()
-    # We POST to whatever an admin registers: not to ourselves or the local network.
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        local = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
-    else:
-        local = not address.is_global
-    if local:
-        raise Invalid.field("endpoint", "must be a public push service, not a local address")
+def check_endpoint(endpoint: str, *, allow_private: bool) -> None:
+    """A push service's URL: https, and not a literal local address nor a local name, unless
+    `allow_private` (development and tests). A name is judged again at every push, as it resolves."""
+    problem = refusal(endpoint, allow_private=allow_private)
+    if problem is None and not allow_private:
+        host = (URL(endpoint).raw_host or "").rstrip(".").lower()
+        if host == "localhost" or host.endswith(_LOCAL_NAMES):
+            problem = "blocked_address"
+    if problem is not None:
+        raise Invalid.field("endpoint", _REFUSED.get(problem, _REFUSED["invalid_url"]))
 
 
 def _check_keys(subscription: NewPushSubscription) -> None:
@@ -82,11 +77,11 @@ def _check_keys(subscription: NewPushSubscription) -> None:
 
 
 async def subscribe(
-    user_id: str, subscription: NewPushSubscription, *, allow_insecure: bool, again: bool = True
+    user_id: str, subscription: NewPushSubscription, *, allow_private: bool, again: bool = True
 ) -> tuple[PushSubscription, bool]:
     """Store the browser's subscription for the admin; (it, created). The same endpoint again updates
     it (and moves it to this admin: the browser belongs to whoever subscribed last)."""
-    check_endpoint(subscription.endpoint, allow_insecure=allow_insecure)
+    check_endpoint(subscription.endpoint, allow_private=allow_private)
     _check_keys(subscription)
     expires_at = None
     if subscription.expirationTime is not None:
@@ -115,13 +110,22 @@ async def subscribe(
         if not again:
             raise
         # Subscribed at the same moment by another request: now it exists, and this one updates it.
-        return await subscribe(user_id, subscription, allow_insecure=allow_insecure, again=False)
+        return await subscribe(user_id, subscription, allow_private=allow_private, again=False)
 
 
 async def unsubscribe(user_id: str, endpoint: str) -> None:
     deleted = await PushSubscription.filter(user_id=user_id, endpoint=endpoint).delete()
     if not deleted:
         raise NotFound("no push subscription of yours has this endpoint")
+
+
+async def record_result(subscription_id: str, error: str | None) -> None:
+    """A push to the subscription succeeded (`error` None) or failed with that category."""
+    if error is None:
+        now = datetime.now(UTC)
+        await PushSubscription.filter(id=subscription_id).update(last_used_at=now, last_success_at=now, last_error=None)
+    else:
+        await PushSubscription.filter(id=subscription_id).update(last_error=error[:200])
 
 
 async def forget(subscription_id: str) -> None:

@@ -9,7 +9,7 @@ ES256 JWT signed by `k`, `k` the key the subscription was made for, `aud` this s
 `Content-Encoding: aes128gcm` and a body of at most 4096 bytes, which it decrypts with the
 subscription's private key and auth secret (RFC 8291). Accepted pushes are recorded, decrypted, for
 assertions. A test can make the next pushes to a subscription fail (404, 410, 429 with Retry-After,
-500, 413, …), or hold them unanswered.
+500, 413, a redirect, …), or hold them unanswered.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class Failure:
     status: int
     retry_after: str | None = None
     text: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 GONE = Failure(410, text="push subscription has unsubscribed or expired")
@@ -184,7 +185,7 @@ class FakePushService:
         if self.failures[token]:
             failure = self.failures[token].popleft()
             headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
-            return Response(failure.text, status_code=failure.status, headers=headers)
+            return Response(failure.text, status_code=failure.status, headers={**headers, **failure.headers})
         try:
             plain = http_ece.decrypt(body, private_key=subscription.private_key, auth_secret=subscription.auth)
             payload = json.loads(plain)

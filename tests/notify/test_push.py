@@ -4,64 +4,18 @@ its reaction."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, ServerProcess, new_customer, new_order, wait_for
-from tests.notify.fakepush import (
-    GONE,
-    NOT_FOUND,
-    SERVER_ERROR,
-    Failure,
-    FakePushService,
-    Push,
-    running,
-    throttled,
-    token_of,
-)
+from tests.conftest import ServerProcess, new_customer, new_order, wait_for
+from tests.notify.conftest import Device, Subscribe, deliveries, settled
+from tests.notify.fakepush import GONE, NOT_FOUND, SERVER_ERROR, Failure, FakePushService, Push, throttled, token_of
 
 PUSH_TTL = 86_400  # the servers' default
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakePushService]:
-    async with running(FakePushService()) as fake:
-        yield fake
-
-
-@dataclass
-class Device:
-    """A browser subscribed through the API: its PushSubscription JSON and the server's id for it."""
-
-    subscription: dict[str, Any]
-    id: str
-
-
-Subscribe = Callable[[], Awaitable[Device]]
-
-
-@pytest.fixture
-async def subscribe(client: httpx.AsyncClient, fake: FakePushService) -> AsyncIterator[Subscribe]:
-    """Subscribe a new device of the API key's admin (the built-in service admin); unsubscribed after."""
-    devices: list[Device] = []
-
-    async def new_device() -> Device:
-        key = (await client.get("/api/v1/push/vapid-public-key")).json()["key"]
-        subscription = fake.subscribe(key)
-        response = await client.post("/api/v1/push/subscriptions", json=subscription)
-        assert response.status_code == 201, response.text
-        devices.append(Device(subscription, response.json()["id"]))
-        return devices[-1]
-
-    yield new_device
-    for device in devices:
-        await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": device.subscription["endpoint"]})
 
 
 async def change(client: httpx.AsyncClient, order: dict[str, Any], status: str, **fields: Any) -> None:
@@ -79,28 +33,6 @@ async def pushes_about(fake: FakePushService, device: Device, order: dict[str, A
         return pushes if len(pushes) >= count else None
 
     result: list[Push] = await wait_for(arrived, message=f"{count} pushes about {order['number']}")
-    return result
-
-
-async def deliveries(
-    client: httpx.AsyncClient, order: dict[str, Any], device: Device | None = None
-) -> list[dict[str, Any]]:
-    """The order's push deliveries (to `device`), oldest first."""
-    response = await client.get("/api/v1/deliveries", params={"channel": "push", "order_id": order["id"]})
-    assert response.status_code == 200, response.text
-    rows = list(reversed(response.json()["items"]))
-    return [row for row in rows if device is None or row["recipient"] == device.id]
-
-
-async def settled(
-    client: httpx.AsyncClient, count: int, order: dict[str, Any], device: Device | None = None
-) -> list[dict[str, Any]]:
-    async def done() -> list[dict[str, Any]] | None:
-        rows = await deliveries(client, order, device)
-        finished = [row for row in rows if row["status"] in ("sent", "failed", "skipped")]
-        return rows if len(finished) >= count else None
-
-    result: list[dict[str, Any]] = await wait_for(done, message=f"{count} settled pushes about {order['number']}")
     return result
 
 
@@ -174,7 +106,7 @@ async def test_a_gone_subscription_is_deleted_and_its_queued_pushes_skipped(
     fake.release(phone.subscription)
     first, second = await settled(client, 2, order, phone)
     assert (first["status"], first["attempts"]) == ("skipped", 1)
-    assert first["last_error"].startswith(str(failure.status))
+    assert first["last_error"] == f"http_{failure.status}"
     assert (second["status"], second["attempts"]) == ("skipped", 0)
     gone = await client.request(
         "DELETE", "/api/v1/push/subscriptions", json={"endpoint": phone.subscription["endpoint"]}
@@ -209,7 +141,7 @@ async def test_a_429_holds_back_every_push_to_that_service_until_retry_after(
     rows = await settled(client, 2, order, phone)
     # Waiting out a 429 uses up none of the delivery's attempts: only the try that went through counts.
     assert (rows[0]["status"], rows[0]["attempts"]) == ("sent", 1)
-    assert rows[0]["last_error"].startswith("429")
+    assert rows[0]["last_error"] == "http_429"
 
 
 async def test_urgency_is_high_for_payment_failures_and_normal_for_the_order_going_on(
@@ -240,7 +172,7 @@ async def test_5xx_is_retried_with_backoff(
     assert push.title == f"New order #{order['number']}"
     [row] = await settled(client, 1, order, phone)
     assert (row["status"], row["attempts"]) == ("sent", 3)
-    assert row["last_error"].startswith("500")
+    assert row["last_error"] == "http_500"
 
 
 async def test_a_timeout_is_retried(client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe) -> None:
@@ -253,7 +185,7 @@ async def test_a_timeout_is_retried(client: httpx.AsyncClient, fake: FakePushSer
     del fake.delays[token]
     [row] = await settled(client, 1, order, phone)
     assert (row["status"], row["attempts"]) == ("sent", 2)
-    assert "Timeout" in row["last_error"]
+    assert row["last_error"] == "timeout"
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, "bad_request"), (403, "forbidden"), (413, "payload_too_large")])
@@ -267,7 +199,7 @@ async def test_a_refused_push_fails_for_good_and_raises_an_alert(
     await change(client, order, "paid")
     refused, paid = await settled(client, 2, order, phone)
     assert (refused["status"], refused["attempts"]) == ("failed", 1)
-    assert refused["last_error"].startswith(str(status))
+    assert refused["last_error"] == f"http_{status}"
     assert paid["status"] == "sent"  # the queue moves on
 
     async def open_alert() -> dict[str, Any] | None:
@@ -337,73 +269,3 @@ async def test_preferences_switch_push_and_in_app_off_and_on(
             category: {"push": True, "in_app": True} for category in ("orders", "payments", "alerts", "system")
         }
         assert (await client.put("/api/v1/me/preferences", json=everything_on)).json() == everything_on
-
-
-@pytest.mark.parametrize(
-    ("change_to", "field", "problem"),
-    [
-        ({"keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}}, "keys.p256dh", "P-256"),
-        ({"keys": {"p256dh": "A" * 87, "auth": "A" * 22}}, "keys.p256dh", "uncompressed"),
-        ({"keys": {"auth": "A" * 22}}, "keys.p256dh", "Field required"),
-        ({"endpoint": "ftp://push.example.com/x"}, "endpoint", "https"),
-        ({"expirationTime": "soon"}, "expirationTime", ""),
-        ({"extra": 1}, "extra", "unknown field"),
-    ],
-)
-async def test_subscriptions_are_validated(
-    client: httpx.AsyncClient, fake: FakePushService, change_to: dict[str, Any], field: str, problem: str
-) -> None:
-    subscription = {**fake.subscribe("unused"), **change_to}
-    response = await client.post("/api/v1/push/subscriptions", json=subscription)
-    assert response.status_code == 422, response.text
-    assert problem in response.json()["error"]["details"]["fields"][field]
-
-
-async def test_subscribing_twice_updates_and_delete_needs_the_endpoint(
-    client: httpx.AsyncClient, fake: FakePushService, anonymous: httpx.AsyncClient
-) -> None:
-    key = (await anonymous.get("/api/v1/push/vapid-public-key")).json()["key"]
-    subscription = fake.subscribe(key)
-    first = await client.post("/api/v1/push/subscriptions", json=subscription)
-    again = await client.post("/api/v1/push/subscriptions", json={**subscription, "expirationTime": 4102444800000})
-    assert (first.status_code, again.status_code) == (201, 200)
-    assert first.json()["id"] == again.json()["id"]
-    assert again.json()["expires_at"] == "2100-01-01T00:00:00.000000Z"
-    deleted = await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": subscription["endpoint"]})
-    assert deleted.status_code == 204
-    deleted = await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": subscription["endpoint"]})
-    assert deleted.status_code == 404
-    assert (await anonymous.post("/api/v1/push/subscriptions", json=subscription)).status_code == 401
-    customer = await new_customer(client)
-    token = (await client.post(f"/api/v1/customers/{customer['id']}/stream-token", json={})).json()["token"]
-    as_customer = await anonymous.post(
-        "/api/v1/push/subscriptions", json=subscription, headers={"Authorization": f"Bearer {token}"}
-    )
-    assert as_customer.status_code == 403
-
-
-async def test_only_public_https_push_services_without_the_insecure_setting(
-    start_server: Callable[..., Awaitable[ServerProcess]], fake: FakePushService
-) -> None:
-    strict = await start_server(push_allow_insecure="false")
-    try:
-        headers = {"Authorization": f"Bearer {API_KEY}"}
-        async with httpx.AsyncClient(base_url=strict.base_url, headers=headers, timeout=10) as client:
-            subscription = fake.subscribe("unused")
-            for endpoint in (
-                subscription["endpoint"],  # http
-                "https://127.0.0.1/push/x",
-                "https://localhost:8443/push/x",
-                "https://[::1]/push/x",
-                "https://10.1.2.3/push/x",
-                "https://printer.local/push/x",
-            ):
-                response = await client.post("/api/v1/push/subscriptions", json={**subscription, "endpoint": endpoint})
-                assert response.status_code == 422, endpoint
-                assert "endpoint" in response.json()["error"]["details"]["fields"]
-            public = {**subscription, "endpoint": "https://push.example.com/send/ordercast-test"}
-            response = await client.post("/api/v1/push/subscriptions", json=public)
-            assert response.status_code == 201, response.text
-            await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": public["endpoint"]})
-    finally:
-        await asyncio.to_thread(strict.stop)

@@ -24,15 +24,9 @@ from tests.conftest import (
     server_starter,
     wait_for,
 )
-from tests.notify.fakepush import SERVER_ERROR, FakePushService, running, token_of
+from tests.notify.fakepush import SERVER_ERROR, FakePushService, token_of
 
 StartServer = Callable[..., Awaitable[ServerProcess]]
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakePushService]:
-    async with running(FakePushService()) as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from ordercast.server.logs import log_config, redact
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import ROOT, free_port, wait_for, wait_until_ready
 
 
 @pytest.mark.parametrize(
@@ -63,16 +63,7 @@ async def test_query_tokens_never_reach_uvicorns_own_access_log(tmp_path: Path) 
         process = start_factory(port, env, log)
         try:
             base = f"http://127.0.0.1:{port}"
-
-            async def ready() -> bool:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    async with httpx.AsyncClient(timeout=1) as client:
-                        return (await client.get(f"{base}/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await wait_for(ready, 30, "uvicorn --factory to be ready")
+            await wait_until_ready(process, base, log_path.read_text)
             async with httpx.AsyncClient(base_url=base, timeout=5) as client:
                 for query in ("token=oct_plainsecret", "%74oken=oct_encodedsecret", "a=1&TOKEN=oct_uppersecret"):
                     assert (await client.get(f"/api/v1/events?{query}")).status_code == 401

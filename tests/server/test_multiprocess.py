@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -69,6 +69,24 @@ async def commit_then_kill(
             await change
 
 
+@contextlib.asynccontextmanager
+async def orphaned_payment(
+    start_pg_server: Callable[..., Any], **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, SSEReader, dict[str, Any]]]:
+    """A survivor's client and stream, and an order whose payment a killed process committed but never
+    published."""
+    survivor: ServerProcess = await start_pg_server(**settings)
+    doomed: ServerProcess = await start_pg_server(publish_delay=30, **settings)
+    async with (
+        httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=10) as client,
+        sse(client) as stream,
+    ):
+        customer = await new_customer(client)
+        order = await new_order(client, customer["id"])
+        await commit_then_kill(client, doomed, order, "paid")
+        yield client, stream, order
+
+
 def status_changes(stream: SSEReader, order: dict[str, Any]) -> list[str]:
     return [
         m.data["data"]["to"]
@@ -80,15 +98,7 @@ def status_changes(stream: SSEReader, order: dict[str, Any]) -> list[str]:
 async def test_killed_between_commit_and_publish_the_event_still_arrives_exactly_once(
     start_pg_server: Callable[..., Any],
 ) -> None:
-    survivor: ServerProcess = await start_pg_server()
-    doomed: ServerProcess = await start_pg_server(publish_delay=30)
-    async with (
-        httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=10) as client,
-        sse(client) as stream,
-    ):
-        customer = await new_customer(client)
-        order = await new_order(client, customer["id"])
-        await commit_then_kill(client, doomed, order, "paid")
+    async with orphaned_payment(start_pg_server) as (client, stream, order):
         await wait_for(lambda: status_changes(stream, order), timeout=15, message="the sweeper to publish it")
         # Give a second publisher every chance to misbehave: the next event must follow directly.
         await client.post(f"/api/v1/orders/{order['id']}/status", json={"status": "accepted"})
@@ -100,15 +110,7 @@ async def test_a_change_published_elsewhere_first_publishes_the_earlier_one_a_ki
     start_pg_server: Callable[..., Any],
 ) -> None:
     # Neither sweeper would touch the orphaned event for minutes: only the next change can publish it.
-    survivor: ServerProcess = await start_pg_server(sweep_grace=600)
-    doomed: ServerProcess = await start_pg_server(publish_delay=30, sweep_grace=600)
-    async with (
-        httpx.AsyncClient(base_url=survivor.base_url, headers=AUTH, timeout=10) as client,
-        sse(client) as stream,
-    ):
-        customer = await new_customer(client)
-        order = await new_order(client, customer["id"])
-        await commit_then_kill(client, doomed, order, "paid")
+    async with orphaned_payment(start_pg_server, sweep_grace=600) as (client, stream, order):
         for status in ("accepted", "packing"):
             response = await client.post(f"/api/v1/orders/{order['id']}/status", json={"status": status})
             assert response.status_code == 200, response.text

@@ -59,6 +59,14 @@ async def test_create_order_computes_totals_and_starts_pending(client: httpx.Asy
     assert order["created_at"].endswith("Z")
 
 
+def one_item_order(customer_id: str, currency: str, price: object) -> dict[str, object]:
+    return {
+        "customer_id": customer_id,
+        "currency": currency,
+        "items": [{"sku": "X", "name": "X", "quantity": 1, "unit_price": price}],
+    }
+
+
 @pytest.mark.parametrize(
     ("currency", "price", "expected"),
     [("JPY", "1200", "1200"), ("BHD", "1.005", "1.005"), ("EUR", "19.9", "19.90"), ("USD", "0", "0.00")],
@@ -66,12 +74,7 @@ async def test_create_order_computes_totals_and_starts_pending(client: httpx.Asy
 async def test_money_round_trips_with_the_currencys_digits(
     client: httpx.AsyncClient, currency: str, price: str, expected: str
 ) -> None:
-    customer = await new_customer(client)
-    body = {
-        "customer_id": customer["id"],
-        "currency": currency,
-        "items": [{"sku": "X", "name": "X", "quantity": 1, "unit_price": price}],
-    }
+    body = one_item_order((await new_customer(client))["id"], currency, price)
     created = (await client.post("/api/v1/orders", json=body)).json()
     assert created["total"] == expected
     fetched = (await client.get(f"/api/v1/orders/{created['id']}")).json()
@@ -93,12 +96,7 @@ async def test_money_round_trips_with_the_currencys_digits(
 async def test_bad_money_is_422_naming_the_field(
     client: httpx.AsyncClient, currency: str, price: object, field: str
 ) -> None:
-    customer = await new_customer(client)
-    body = {
-        "customer_id": customer["id"],
-        "currency": currency,
-        "items": [{"sku": "X", "name": "X", "quantity": 1, "unit_price": price}],
-    }
+    body = one_item_order((await new_customer(client))["id"], currency, price)
     response = await client.post("/api/v1/orders", json=body)
     assert response.status_code == 422
     assert field in response.json()["error"]["details"]["fields"]

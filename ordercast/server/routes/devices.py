@@ -25,7 +25,7 @@ async def post_subscription(request: Request) -> Response:
     assert principal.user_id is not None
     body = await read_model(request, NewPushSubscription)
     subscription, created = await push.subscribe(
-        principal.user_id, body, allow_insecure=rt.settings.push_allow_insecure
+        principal.user_id, body, allow_private=rt.settings.outbound_allow_private
     )
     return JSON(subscription.as_json(), status_code=201 if created else 200)
 
