@@ -128,6 +128,10 @@ class Broker(Protocol):
         """Raise `ordercast.errors.Unavailable` when the broker can't be reached."""
         ...
 
+    async def prune(self) -> int:
+        """Drop the history of channels with no event for the history TTL (a retention pass calls it); how many."""
+        ...
+
 
 def new_epoch() -> str:
     return secrets.token_hex(6)

@@ -1,4 +1,4 @@
-"""The in-process broker: one process, history in memory, a fresh epoch per start."""
+"""The in-process broker: one process, history in memory, a fresh epoch per start (and per dropped channel)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,22 @@ from ordercast.running import Running
 
 
 class _Channel:
-    __slots__ = ("history", "offset")
+    __slots__ = ("epoch", "history", "offset")
 
-    def __init__(self, history_size: int) -> None:
+    def __init__(self, epoch: str, history_size: int) -> None:
+        self.epoch = epoch
         self.offset = 0
         # (offset, placed at, event); offsets are contiguous and end at `self.offset`.
         self.history: deque[tuple[int, float, Event]] = deque(maxlen=history_size)
 
 
 class MemoryBroker(Running):
-    """`Broker` for a single process: ring buffers per channel, trimmed by count and age."""
+    """`Broker` for a single process: ring buffers per channel, trimmed by count and age; `prune()` drops
+    the channels with no event for `history_ttl`, so memory follows the active channels, not every customer.
+
+    A dropped channel starts again at offset 1, so it must not reuse its epoch: a channel's epoch is this
+    start's plus the number of prune passes that dropped something before the channel was created.
+    """
 
     def __init__(
         self,
@@ -38,7 +44,8 @@ class MemoryBroker(Running):
         self._feed_size = feed_size
         self._seen_size = seen_size
         self._clock = clock
-        self._epoch = new_epoch()
+        self._start = new_epoch()
+        self._drops = 0
         self._channels: dict[str, _Channel] = {}
         # event id → (placed at, positions), oldest first, for idempotent publishing.
         self._seen: OrderedDict[str, tuple[float, dict[str, Position]]] = OrderedDict()
@@ -68,7 +75,7 @@ class MemoryBroker(Running):
             channel.offset += 1
             channel.history.append((channel.offset, now, event))
             self._trim(channel, now)
-            positions[name] = Position(self._epoch, channel.offset)
+            positions[name] = Position(channel.epoch, channel.offset)
         self._seen[event.id] = (now, positions)
         for name, position in positions.items():
             placed = Placed(name, position, event)
@@ -78,13 +85,15 @@ class MemoryBroker(Running):
 
     async def current(self, channel: str) -> Position:
         state = self._channels.get(channel)
-        return Position(self._epoch, state.offset if state is not None else 0)
+        return Position(state.epoch, state.offset) if state is not None else Position(self._epoch(), 0)
 
     async def replay(self, channel: str, after: Position) -> Replay | Reset:
         state = self._channels.get(channel)
-        current = Position(self._epoch, state.offset if state is not None else 0)
-        if after.epoch != self._epoch:
-            return Reset("epoch", current)
+        current = await self.current(channel)
+        if after.epoch != current.epoch:
+            # An earlier epoch of this start: the channel was dropped for being quiet, its history with it.
+            mine = after.epoch.startswith(f"{self._start}.")
+            return Reset("expired" if mine else "epoch", current)
         if after.offset > current.offset:
             return Reset("invalid", current)
         missed = current.offset - after.offset
@@ -95,8 +104,24 @@ class MemoryBroker(Running):
         if missed > kept:
             return Reset("expired", current)
         return [
-            (Position(self._epoch, offset), event) for offset, _, event in islice(state.history, kept - missed, kept)
+            (Position(state.epoch, offset), event) for offset, _, event in islice(state.history, kept - missed, kept)
         ]
+
+    async def prune(self) -> int:
+        """Drop every channel with no event for `history_ttl` (its history expired); how many were dropped."""
+        now = self._clock()
+        quiet: list[str] = []
+        for name, channel in self._channels.items():
+            self._trim(channel, now)
+            if not channel.history:
+                quiet.append(name)
+        for name in quiet:
+            del self._channels[name]
+        if quiet:
+            # Channels created from now on (a dropped one again, too) get a new epoch.
+            self._drops += 1
+        self._forget(now)
+        return len(quiet)
 
     async def feed(self) -> AsyncGenerator[FeedItem, None]:
         listener = FeedBuffer(self._feed_size)
@@ -111,8 +136,12 @@ class MemoryBroker(Running):
     def _channel(self, name: str) -> _Channel:
         channel = self._channels.get(name)
         if channel is None:
-            channel = self._channels[name] = _Channel(self._history_size)
+            channel = self._channels[name] = _Channel(self._epoch(), self._history_size)
         return channel
+
+    def _epoch(self) -> str:
+        """The epoch of a channel created now."""
+        return f"{self._start}.{self._drops}"
 
     def _trim(self, channel: _Channel, now: float) -> None:
         oldest = now - self._history_ttl

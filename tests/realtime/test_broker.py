@@ -149,3 +149,11 @@ async def test_the_feed_says_resumed_after_an_interruption(brokers: Brokers) -> 
         assert after[0].position.offset == 11
     finally:
         await feed.aclose()
+
+
+async def test_prune_keeps_the_history_of_channels_with_recent_events(broker: Broker) -> None:
+    first = (await broker.publish(make_event()))[ADMIN_CHANNEL]
+    second = make_event()
+    placed = (await broker.publish(second))[ADMIN_CHANNEL]
+    assert await broker.prune() == 0
+    assert await broker.replay(ADMIN_CHANNEL, first) == [(placed, second)]
