@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis = startup.shared_redis(stack, settings)
             senders = await startup.senders(stack, settings, metrics, publisher)
             vapid = await startup.push(stack, settings, metrics, senders, credentials.box)
-            await startup.housekeeping(stack, settings, redis, senders)
+            await startup.housekeeping(stack, settings, redis, broker, senders)
             bot = await startup.telegram(stack, settings, redis, senders, credentials.box)
             await startup.dispatch(stack, hub, senders)
             state = startup.runtime(settings, metrics, credentials, hub, broker, senders, vapid, bot)

@@ -183,9 +183,11 @@ async def push(
     return vapid
 
 
-async def housekeeping(stack: AsyncExitStack, settings: Settings, redis: Redis | None, senders: Senders) -> None:
+async def housekeeping(
+    stack: AsyncExitStack, settings: Settings, redis: Redis | None, broker: Broker, senders: Senders
+) -> None:
     """Retention, pruned by one process at a time: the one holding the lock in Redis (the only process
-    there is without Redis)."""
+    there is without Redis); and the in-process broker's quiet channels, which only this process has."""
 
     @asynccontextmanager
     async def turn() -> AsyncIterator[bool]:
@@ -204,7 +206,13 @@ async def housekeeping(stack: AsyncExitStack, settings: Settings, redis: Redis |
                 await lock.release()
 
     await stack.enter_async_context(
-        Retention(Policy.of(settings), publish=senders.publish, interval=settings.retention_interval, turn=turn)
+        Retention(
+            Policy.of(settings),
+            publish=senders.publish,
+            interval=settings.retention_interval,
+            turn=turn,
+            extra=broker.prune,
+        )
     )
 
 
