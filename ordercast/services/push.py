@@ -20,10 +20,13 @@ from ordercast.notify.vapid import VapidKey, audience, unb64url
 from ordercast.services import inbox
 from ordercast.services.deliveries import record_deliveries
 from ordercast.services.outbox import Publish
+from ordercast.services.push_schemas import NewPushDevice
 from ordercast.services.schemas import NewPushSubscription
 from ordercast.services.secrets import SecretBox, replace_secret, shared_secret
 
 VAPID_SECRET = "vapid_private_key"  # noqa: S105 — the name it is stored under
+# Subscriptions kept per admin: another one replaces the least recently used (API.md, Web Push).
+MAX_DEVICES: Final = 20
 _REFUSED: Final = {
     "invalid_url": "must be an https URL",
     "insecure_url": "must be an https URL (http is allowed only with ORDERCAST_OUTBOUND_ALLOW_PRIVATE)",
@@ -76,11 +79,10 @@ def _check_keys(subscription: NewPushSubscription) -> None:
         raise Invalid.field("keys.auth", "must be 16 bytes, base64url")
 
 
-async def subscribe(
-    user_id: str, subscription: NewPushSubscription, *, allow_private: bool, again: bool = True
-) -> tuple[PushSubscription, bool]:
+async def subscribe(user_id: str, subscription: NewPushDevice, *, allow_private: bool) -> tuple[PushSubscription, bool]:
     """Store the browser's subscription for the admin; (it, created). The same endpoint again updates
-    it (and moves it to this admin: the browser belongs to whoever subscribed last)."""
+    it (and moves it to this admin: the browser belongs to whoever subscribed last). Above
+    `MAX_DEVICES`, the admin's least recently used subscription goes."""
     check_endpoint(subscription.endpoint, allow_private=allow_private)
     _check_keys(subscription)
     expires_at = None
@@ -95,9 +97,18 @@ async def subscribe(
         "p256dh": subscription.keys.p256dh.rstrip("="),
         "auth": subscription.keys.auth.rstrip("="),
         "expires_at": expires_at,
+        "last_used_at": datetime.now(UTC),
     }
+    if subscription.name is not None:
+        fields["name"] = subscription.name  # (a subscription posted again without one keeps its name)
+    stored = await _store(subscription.endpoint, fields)
+    await _drop_least_recently_used(user_id)
+    return stored
+
+
+async def _store(endpoint: str, fields: dict[str, Any], *, again: bool = True) -> tuple[PushSubscription, bool]:
     async with in_transaction() as conn:
-        found = await PushSubscription.select_for_update().using_db(conn).get_or_none(endpoint=subscription.endpoint)
+        found = await PushSubscription.select_for_update().using_db(conn).get_or_none(endpoint=endpoint)
         if found is not None:
             await PushSubscription.filter(id=found.id).using_db(conn).update(**fields)
             await found.refresh_from_db(using_db=conn)
@@ -105,18 +116,41 @@ async def subscribe(
     # Outside the transaction: a concurrent subscribe of the same endpoint makes this insert fail,
     # which on PostgreSQL would abort the transaction it ran in.
     try:
-        return await PushSubscription.create(endpoint=subscription.endpoint, **fields), True
+        return await PushSubscription.create(endpoint=endpoint, **fields), True
     except IntegrityError:
         if not again:
             raise
         # Subscribed at the same moment by another request: now it exists, and this one updates it.
-        return await subscribe(user_id, subscription, allow_private=allow_private, again=False)
+        return await _store(endpoint, fields, again=False)
+
+
+async def _drop_least_recently_used(user_id: str) -> None:
+    kept = (
+        await PushSubscription.filter(user_id=user_id)
+        .order_by("-last_used_at", "-created_at", "-id")
+        .limit(MAX_DEVICES)
+        .values_list("id", flat=True)
+    )
+    if len(kept) == MAX_DEVICES:
+        await PushSubscription.filter(user_id=user_id).exclude(id__in=list(kept)).delete()
+
+
+async def devices(user_id: str) -> list[PushSubscription]:
+    """The admin's subscriptions, newest first."""
+    return await PushSubscription.filter(user_id=user_id).order_by("-created_at", "-id")
 
 
 async def unsubscribe(user_id: str, endpoint: str) -> None:
     deleted = await PushSubscription.filter(user_id=user_id, endpoint=endpoint).delete()
     if not deleted:
         raise NotFound("no push subscription of yours has this endpoint")
+
+
+async def remove_device(user_id: str, subscription_id: str) -> None:
+    """Delete one of the admin's subscriptions by id (another admin's is not found)."""
+    deleted = await PushSubscription.filter(user_id=user_id, id=subscription_id).delete()
+    if not deleted:
+        raise NotFound("no push subscription of yours has this id")
 
 
 async def record_result(subscription_id: str, error: str | None) -> None:

@@ -55,6 +55,7 @@ async def test_what_a_failing_push_service_answered_is_never_recorded(
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 2, "http_403")
     seen = [
         (await client.get(f"/api/v1/deliveries/{row['id']}")).text,
+        (await client.get("/api/v1/push/subscriptions")).text,
         (await client.get("/api/v1/alerts", params={"limit": 200})).text,
     ]
     for text in seen:
@@ -119,6 +120,8 @@ async def test_no_push_reaches_a_local_address_while_the_rule_is_on(tmp_path: Pa
 
             rows = await wait_for(all_failed, message="every push to have failed")
             assert {(row["last_error"], row["attempts"]) for row in rows} == {("blocked_address", 1)}
+            devices = (await strict.get("/api/v1/push/subscriptions")).json()["items"]
+            assert {device["last_error"] for device in devices} == {"blocked_address"}
             alerts = (await strict.get("/api/v1/alerts", params={"resolved": "false"})).json()["items"]
             assert "delivery:push:blocked_address" in [alert["key"] for alert in alerts]
     assert listener.connections == 0

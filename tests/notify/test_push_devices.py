@@ -1,17 +1,112 @@
 """An admin's push subscriptions (devices) through the API: validated at creation (the outbound
-address rule for literal addresses), updated when posted again, deleted by endpoint."""
+address rule for literal addresses), listed without their secrets, deleted by endpoint or id, at
+most 20 per admin with the least recently used one replaced."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, ServerProcess, new_customer
+from tests.accounts import cli, signed_in
+from tests.conftest import API_KEY, ServerProcess, new_customer, wait_for
+from tests.notify.conftest import Subscribe
 from tests.notify.fakepush import FakePushService
+
+DEVICE_FIELDS = {"id", "name", "endpoint_host", "created_at", "last_used_at", "last_success_at", "last_error"}
+
+
+async def new_admin(server: ServerProcess) -> tuple[str, str]:
+    """Another admin on `server`'s database: (email, password)."""
+    email, password = f"admin-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
+    # `--password=`: a generated password may start with `-`, which argparse would take for an option.
+    created = await cli(server, "admin", "create", "--email", email, f"--password={password}")
+    assert created.returncode == 0, created.stderr
+    return email, password
+
+
+async def listed(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/push/subscriptions")
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_the_caller_lists_their_devices_by_name_and_host_never_endpoint_or_keys(
+    client: httpx.AsyncClient, fake: FakePushService, subscribe: Subscribe
+) -> None:
+    key = (await client.get("/api/v1/push/vapid-public-key")).json()["key"]
+    named = fake.subscribe(key)
+    response = await client.post("/api/v1/push/subscriptions", json={**named, "name": "Shop tablet"})
+    assert (response.status_code, response.json()["name"]) == (201, "Shop tablet")
+    laptop = await subscribe()
+    try:
+        devices = {item["id"]: item for item in await listed(client)}
+        tablet = devices[response.json()["id"]]
+        assert set(tablet) == DEVICE_FIELDS
+        assert (tablet["name"], tablet["endpoint_host"], tablet["last_error"]) == ("Shop tablet", "127.0.0.1", None)
+        assert tablet["last_used_at"] is not None
+        assert tablet["last_success_at"] is None
+        text = str(devices)
+        for secret in (named["endpoint"], named["keys"]["p256dh"], named["keys"]["auth"]):
+            assert secret.rsplit("/", 1)[-1] not in text
+        assert devices[laptop.id]["name"] is None
+
+        # Posted again without a name (as the dashboard does on each visit), it keeps its name.
+        again = await client.post("/api/v1/push/subscriptions", json=named)
+        assert (again.status_code, again.json()["name"]) == (200, "Shop tablet")
+
+        assert (await client.post("/api/v1/push/test")).status_code == 200
+
+        async def pushed() -> dict[str, Any] | None:
+            item = next(item for item in await listed(client) if item["id"] == laptop.id)
+            return item if item["last_success_at"] else None
+
+        assert (await wait_for(pushed, message="the laptop's success"))["last_error"] is None
+    finally:
+        await client.request("DELETE", "/api/v1/push/subscriptions", json={"endpoint": named["endpoint"]})
+
+
+async def test_a_device_is_deleted_by_id_and_only_by_its_admin(
+    server: ServerProcess, client: httpx.AsyncClient, subscribe: Subscribe
+) -> None:
+    mine = await subscribe()
+    email, password = await new_admin(server)
+    async with signed_in(server, email, password) as other:
+        assert await listed(other) == []
+        assert (await other.delete(f"/api/v1/push/subscriptions/{mine.id}")).status_code == 404
+        assert mine.id in [item["id"] for item in await listed(client)]
+    deleted = await client.delete(f"/api/v1/push/subscriptions/{mine.id}")
+    assert deleted.status_code == 204
+    assert mine.id not in [item["id"] for item in await listed(client)]
+    again = await client.delete(f"/api/v1/push/subscriptions/{mine.id}")
+    assert (again.status_code, again.json()["error"]["code"]) == (404, "not_found")
+
+
+async def test_an_admin_keeps_twenty_devices_the_least_recently_used_replaced(
+    server: ServerProcess, fake: FakePushService
+) -> None:
+    email, password = await new_admin(server)
+    async with signed_in(server, email, password) as browser:
+        key = (await browser.get("/api/v1/push/vapid-public-key")).json()["key"]
+
+        async def subscribed(subscription: dict[str, Any]) -> str:
+            response = await browser.post("/api/v1/push/subscriptions", json=subscription)
+            assert response.status_code in (200, 201), response.text
+            return str(response.json()["id"])
+
+        subscriptions = [fake.subscribe(key) for _ in range(21)]
+        ids = [await subscribed(subscription) for subscription in subscriptions[:20]]
+        assert len(await listed(browser)) == 20
+        await subscribed(subscriptions[0])  # the oldest is used again: now the second is the least recent
+        newest = await subscribed(subscriptions[20])
+        kept = {item["id"] for item in await listed(browser)}
+        assert kept == {*ids[:1], *ids[2:], newest}
+        assert ids[1] not in kept
 
 
 @pytest.mark.parametrize(
