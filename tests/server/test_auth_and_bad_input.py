@@ -314,3 +314,20 @@ async def test_the_shops_note_never_reaches_the_customer(client: httpx.AsyncClie
         assert "note" not in stream.of_type("order.status_changed")[0].data["data"]["order"]
         assert "note" not in (await reader.get(f"/api/v1/orders/{order['id']}")).json()
         assert all("note" not in item for item in (await reader.get("/api/v1/orders")).json()["items"])
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"channel": "x" * 10_000}, "channel"),
+        ({"channel": "carrier-pigeon"}, "channel"),
+        ({"order_id": "o" * 5_000}, "order_id"),
+        ({"order_id": "cus_not_an_order"}, "order_id"),
+    ],
+)
+async def test_a_bad_deliveries_filter_is_400_naming_it(
+    client: httpx.AsyncClient, params: dict[str, str], parameter: str
+) -> None:
+    response = await client.get("/api/v1/deliveries", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["parameter"] == parameter

@@ -8,7 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ordercast.errors import Malformed
+from ordercast.ids import is_id
 from ordercast.models import DeliveryStatus
+from ordercast.notify import planning
 from ordercast.server.http import JSON
 from ordercast.server.openapi import PAGE, ApiRoute, Operation, choices, in_query
 from ordercast.server.pagination import decode_cursor, encode_cursor, parse_limit
@@ -25,7 +27,11 @@ async def list_deliveries(request: Request) -> Response:
     if status_text is not None and status_text not in DeliveryStatus._value2member_map_:
         raise Malformed(f"unknown status {status_text!r}", details={"parameter": "status"})
     channel = query.get("channel")
+    if channel is not None and channel not in planning.CHANNELS:
+        raise Malformed(f"unknown channel {channel[:40]!r}", details={"parameter": "channel"})
     order_id = query.get("order_id")
+    if order_id is not None and not is_id(order_id, "ord"):
+        raise Malformed("order_id is not an order id", details={"parameter": "order_id"})
     limit = parse_limit(query)
     filters = {"order_id": order_id, "channel": channel, "status": status_text}
     cursor = query.get("cursor")
@@ -61,8 +67,8 @@ routes = [
             "Deliveries (outbound messages), newest first",
             ok=schemas.DeliveryPage,
             params=[
-                in_query("order_id", {"type": "string"}),
-                in_query("channel", {"type": "string"}),
+                in_query("order_id", {"type": "string", "pattern": "^ord_[0-9a-hjkmnp-tv-z]{26}$"}),
+                in_query("channel", {"type": "string", "enum": list(planning.CHANNELS)}),
                 in_query("status", choices(DeliveryStatus)),
                 *PAGE,
             ],
