@@ -22,6 +22,8 @@ from tests.bot.fakebot import FakeBotAPI, running
 from tests.bot.test_multiprocess import status_of
 from tests.conftest import ServerProcess, Stack, new_order, wait_for
 
+DOOMED_LEASE = 15
+
 
 async def test_a_running_sender_takes_over_the_leases_of_a_process_killed_with_9(
     start_pg_server: Callable[..., Any], postgres_stack: Stack
@@ -30,13 +32,15 @@ async def test_a_running_sender_takes_over_the_leases_of_a_process_killed_with_9
     async with running(FakeBotAPI()) as fake:
         # Both in webhook mode (the pair above still holds the polling lock), on one PostgreSQL and
         # Redis. The doomed one sends one message per 2 s per chat: after each send the chat's next
-        # one is claimed and waits for its slot, leased. Its leases run out 3 s after a claim.
+        # one is claimed and waits for its slot, leased. Its leases run out DOOMED_LEASE s after a claim:
+        # room for that wait and a send (its timeout, 10 s), or the message would go back to the queue
+        # to wait there.
         doomed: ServerProcess = await start_pg_server(
             **bot_settings(
                 fake,
                 "webhook",
                 telegram_rate_chat=0.5,
-                delivery_lease=3,
+                delivery_lease=DOOMED_LEASE,
                 delivery_concurrency=held_chats + waiting_chats,
             )
         )
@@ -67,7 +71,7 @@ async def test_a_running_sender_takes_over_the_leases_of_a_process_killed_with_9
                     await env.change(await new_order(client, customer["id"]), "paid")
                 await wait_for(lambda: set(fake.holding) >= set(pins), message="every pin held")
                 leases = await _leases(postgres_stack, pins)
-                survivors_pin = [chat for chat, left in leases.items() if left > 10]
+                survivors_pin = [chat for chat, left in leases.items() if left > DOOMED_LEASE]
                 assert len(leases) == len(pins)
                 assert len(survivors_pin) == 1, leases
                 for chat in pins:
@@ -101,7 +105,7 @@ async def test_a_running_sender_takes_over_the_leases_of_a_process_killed_with_9
                 # Every chat's head is leased, and by the doomed process (its short lease).
                 leases = await _leases(postgres_stack, list(orders))
                 assert set(leases) == set(orders), leases
-                assert all(left <= 3 for left in leases.values()), leases
+                assert all(left <= DOOMED_LEASE for left in leases.values()), leases
 
                 assert doomed.process is not None
                 doomed.process.send_signal(signal.SIGKILL)
@@ -112,9 +116,10 @@ async def test_a_running_sender_takes_over_the_leases_of_a_process_killed_with_9
                     fake.release(chat)
 
                 for chat, _ in held:
-                    await fake.wait_messages(chat, 1 + 4, timeout=15)  # greeting, the in-flight one twice, two more
+                    # The greeting, the in-flight one twice, two more.
+                    await fake.wait_messages(chat, 1 + 4, timeout=DOOMED_LEASE + 10)
                 for chat, _ in waiting:
-                    await fake.wait_messages(chat, 1 + 3, timeout=15)
+                    await fake.wait_messages(chat, 1 + 3, timeout=DOOMED_LEASE + 10)
                 await wait_for(lambda: _all_sent(postgres_stack, [*pins, *orders]), message="deliveries recorded")
                 for chat in orders:
                     received = [status_of(message.text)[1] for message in fake.messages(chat)[1:]]
