@@ -20,6 +20,8 @@ from ordercast.notify.queue import Claimed, DeliveryQueue
 from ordercast.running import Periodic, backoff
 
 logger = logging.getLogger("ordercast.notify")
+# Writes of an outcome tried before giving up: about 10 s at most with the backoff, inside any sane lease.
+RECORD_TRIES = 6
 
 
 class SendError(Exception):
@@ -279,7 +281,9 @@ class Dispatcher(Periodic):
     async def _deliver(self, slots: _Slots, delivery: Claimed) -> None:
         channel = slots.channel
         if slots.down is not None:  # it went down since this was claimed
-            await self._record(self._queue.release(delivery, error=slots.down), delivery, "released", counted=False)
+            await self._record(
+                functools.partial(self._queue.release, delivery, error=slots.down), delivery, "released", counted=False
+            )
             return
         try:
             await channel.send(delivery)
@@ -290,15 +294,22 @@ class Dispatcher(Periodic):
             raise
         except ChannelDown as error:
             self._down(slots, error.reason)
-            await self._record(self._queue.release(delivery, error=error.reason), delivery, "released", counted=False)
+            await self._record(
+                functools.partial(self._queue.release, delivery, error=error.reason),
+                delivery,
+                "released",
+                counted=False,
+            )
         except Postponed as error:
-            await self._record(self._queue.release(delivery, after=error.after), delivery, "released", counted=False)
+            await self._record(
+                functools.partial(self._queue.release, delivery, after=error.after), delivery, "released", counted=False
+            )
             self._retry_at(error.after)
         except RetryLater as error:
             await self._retry(delivery, error.reason, error.after)
         except Undeliverable as error:
             logger.warning("delivery %s failed permanently: %s", delivery.id, error.reason)
-            await self._record(self._fail(delivery, error.reason, error.code), delivery, "failed")
+            await self._record(functools.partial(self._fail, delivery, error.reason, error.code), delivery, "failed")
         except RecipientGone as error:
             logger.info("%s recipient %s is gone: %s", delivery.channel, delivery.recipient, error.reason)
             # First remembered (so nothing more is planned for it), then what is queued is skipped:
@@ -309,7 +320,9 @@ class Dispatcher(Periodic):
                 logger.exception(
                     "remembering that %s recipient %s is gone failed", delivery.channel, delivery.recipient
                 )
-            await self._record(self._queue.skip_recipient(delivery, error.reason), delivery, "skipped")
+            await self._record(
+                functools.partial(self._queue.skip_recipient, delivery, error.reason), delivery, "skipped"
+            )
         except Exception as error:
             # A bug in a channel must not lose the message: retry it (capped by max_attempts).
             logger.exception("sending delivery %s raised", delivery.id)
@@ -319,17 +332,19 @@ class Dispatcher(Periodic):
                 self._troubles.sent(delivery.channel)
             now = datetime.now(UTC)
             latency = max(0.0, (now - delivery.occurred_at).total_seconds())
-            await self._record(self._queue.sent(delivery, now), delivery, "sent", latency)
+            await self._record(functools.partial(self._queue.sent, delivery, now), delivery, "sent", latency)
 
     async def _retry(self, delivery: Claimed, reason: str, after: float | None) -> None:
         if after is None and self._troubles is not None:
             self._troubles.retrying(delivery.channel, reason)
         if after is None and delivery.attempts >= self._max_attempts:
             logger.warning("delivery %s failed after %d attempts: %s", delivery.id, delivery.attempts, reason)
-            await self._record(self._fail(delivery, reason, "gave_up"), delivery, "failed")
+            await self._record(functools.partial(self._fail, delivery, reason, "gave_up"), delivery, "failed")
             return
         delay = after if after is not None else backoff(delivery.attempts, base=self._retry_base, cap=self._retry_cap)
-        await self._record(self._queue.retry(delivery, reason, delay, counted=after is None), delivery, "retrying")
+        await self._record(
+            functools.partial(self._queue.retry, delivery, reason, delay, counted=after is None), delivery, "retrying"
+        )
         self._retry_at(delay)
 
     def _fail(self, delivery: Claimed, reason: str, code: str) -> Awaitable[bool]:
@@ -339,19 +354,27 @@ class Dispatcher(Periodic):
 
     async def _record(
         self,
-        outcome: Awaitable[bool | int],
+        outcome: Callable[[], Awaitable[bool | int]],
         delivery: Claimed,
         result: str,
         latency: float | None = None,
         *,
         counted: bool = True,
     ) -> None:
-        try:
-            recorded = await outcome
-        except Exception:
-            # The lease runs out and another process (or this one) sends it again: at least once.
-            logger.exception("recording delivery %s as %s failed", delivery.id, result)
-            return
+        # The provider has answered: losing the outcome now means sending the message again once the
+        # lease runs out. So a write that fails (the database restarting, a dropped connection) is
+        # tried again for a few seconds, well inside the lease, before giving up.
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                recorded = await outcome()
+                break
+            except Exception:
+                if attempt == RECORD_TRIES:
+                    # The lease runs out and another process (or this one) sends it again: at least once.
+                    logger.exception("recording delivery %s as %s failed", delivery.id, result)
+                    return
+                logger.warning("recording delivery %s as %s failed; trying again", delivery.id, result)
+                await asyncio.sleep(backoff(attempt, base=0.2, cap=3.0))
         if not recorded:
             logger.warning("delivery %s was taken over before it was recorded as %s", delivery.id, result)
         if self._observe is not None and counted:  # a claim given back was no attempt

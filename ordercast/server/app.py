@@ -73,8 +73,30 @@ DEPENDENCY_DOWN: tuple[type[Exception], ...] = (
 )
 
 
+# What asyncpg raises when a connection was taken from under a transaction (its rollback then fails on
+# the closed connection, hiding the original error), and on a pooled connection left broken by it. Also
+# a programming error's classes: only an outage in the chain, or a closed connection, makes them a 503.
+SECONDARY: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+def caused_by_outage(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, DEPENDENCY_DOWN) or "connection is closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 async def dependency_down(request: Request, exc: Exception) -> Response:
     """503 `unavailable` with `Retry-After` (never a 500) while the database or broker can't answer."""
+    if isinstance(exc, SECONDARY) and not caused_by_outage(exc):
+        raise exc  # a bug: the server error handler logs it and answers 500
     log.warning("%s %s: a dependency is unavailable (%s)", request.method, request.url.path, type(exc).__name__)
     return await error_response(
         request, Unavailable("the database or broker is unavailable; try again shortly", headers={"Retry-After": "1"})
@@ -152,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             OrdercastError: error_response,
             HTTPException: error_response,
-            **dict.fromkeys(DEPENDENCY_DOWN, dependency_down),
+            **dict.fromkeys(DEPENDENCY_DOWN + SECONDARY, dependency_down),
         },
     )
     app.state.hub = hub
