@@ -222,6 +222,22 @@ def migrate(stack: Stack) -> None:
     subprocess.run([sys.executable, "-m", "ordercast", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
 
 
+# Every server a test started, and the session's shared ones: a server a test module started is
+# stopped when the module ends, or the background loops of dozens of idle servers (sweepers and
+# senders polling five times a second) would take the CPU the later tests need.
+_LIVE: list[ServerProcess] = []
+_SHARED: set[int] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_the_servers_the_module_started() -> Iterator[None]:
+    before = len(_LIVE)
+    yield
+    for server in _LIVE[before:]:
+        if id(server) not in _SHARED:
+            server.stop(signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def server_starter(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
     migrate(stack)
@@ -236,6 +252,7 @@ def server_starter(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
         server = ServerProcess(own, folder / "server.log", **settings)
         server.start()
         started.append(server)
+        _LIVE.append(server)
         await server.wait_ready()
         return server
 
@@ -269,7 +286,9 @@ def start_pg_server(postgres_stack: Stack, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 async def server(start_server: Callable[..., Any]) -> ServerProcess:
     """The session's shared server on the current stack."""
-    return await start_server()  # type: ignore[no-any-return]
+    shared: ServerProcess = await start_server()
+    _SHARED.add(id(shared))
+    return shared
 
 
 @pytest.fixture
