@@ -3,16 +3,28 @@ the PWA's service worker and manifest are served without credentials."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
 from playwright.async_api import Browser, expect
 
-from tests.conftest import ServerProcess, new_customer, new_order
+from tests.conftest import API_KEY, ServerProcess, new_customer, new_order
 from tests.server.conftest import sign_in
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 async def test_the_unread_badge_and_the_list_follow_the_stream(
-    browser: Browser, server: ServerProcess, client: httpx.AsyncClient
+    browser: Browser, start_server: Callable[..., Awaitable[ServerProcess]]
 ) -> None:
+    # A server of its own: on the shared one, other tests' leftovers (a device whose fake push service
+    # is gone, and its alerts) may add notifications while this one counts them.
+    server = await start_server()
+    async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=10) as client:
+        await follow_the_badge(browser, server, client)
+
+
+async def follow_the_badge(browser: Browser, server: ServerProcess, client: httpx.AsyncClient) -> None:
     context = await browser.new_context(base_url=server.base_url)
     page = await context.new_page()
     await page.goto("/login?next=/")
