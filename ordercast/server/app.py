@@ -82,12 +82,18 @@ SECONDARY: tuple[type[Exception], ...] = (
 )
 
 
+# asyncpg's words for a connection the server closed under it: "… the underlying connection is closed",
+# and, on the next use of a pooled connection PostgreSQL terminated, its protocol's "cannot switch to
+# state 15; another operation (2) is in progress" (seen in bench/soak.py's PostgreSQL window).
+BROKEN_CONNECTION = ("connection is closed", "cannot switch to state")
+
+
 def caused_by_outage(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:
             return False
-        if isinstance(seen, DEPENDENCY_DOWN) or "connection is closed" in str(seen):
+        if isinstance(seen, DEPENDENCY_DOWN) or any(sign in str(seen) for sign in BROKEN_CONNECTION):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
