@@ -97,11 +97,6 @@ def test_no_5xx_outside_the_postgres_window(soak: dict[str, Any]) -> None:
         assert set(server_errors) <= allowed, (name, refusals)
 
 
-@pytest.mark.xfail(
-    reason="ordercast answers 500 when a request's PostgreSQL connection is terminated (API.md: 503); "
-    "whether a request is caught depends on timing",
-    strict=False,
-)
 def test_postgres_window_answers_only_503(soak: dict[str, Any]) -> None:
     for name, window in windows(soak, fault="postgres").items():
         assert set(window["api"]["5xx"]) <= {"503"}, (name, window["api"]["outcomes"])
