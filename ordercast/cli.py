@@ -40,7 +40,7 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: Settings, *, after_start: Callable[[], object] | None = None) -> None:
+def serve(settings: Settings, *, after_start: Callable[[], object] | None = None, access_log: bool = True) -> None:
     from ordercast.server.app import create_app, signal_shutdown
     from ordercast.server.protocol import http_protocol
 
@@ -50,6 +50,7 @@ def serve(settings: Settings, *, after_start: Callable[[], object] | None = None
         host=settings.host,
         port=settings.port,
         log_config=log_config(settings.log_level, settings.log_format),
+        access_log=access_log,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_interval,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
@@ -101,7 +102,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings, login = prepare_demo(settings)
     print(f"ordercast demo: open {settings.base_url}/ and sign in as {login[0]} / {login[1]}", flush=True)
     print("A simulated shop places and advances orders every few seconds. Ctrl-C stops it.", flush=True)
-    serve(settings, after_start=lambda: run_shop(settings))
+    # The shop's own requests would bury what the demo says in access-log lines: `serve` keeps them.
+    serve(settings, after_start=lambda: run_shop(settings), access_log=False)
     return 0
 
 
