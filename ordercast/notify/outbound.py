@@ -11,6 +11,7 @@ Redirects are never followed, timeouts are fixed, and a failure is a category (`
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -86,10 +87,8 @@ def literal_address(host: str) -> Address | None:
     isn't a valid one raises `ValueError`.
     """
     host = host.strip("[]").rstrip(".").lower()
-    try:
+    with contextlib.suppress(ValueError):  # not a plain address: try the spellings below
         return ipaddress.ip_address(host)
-    except ValueError:
-        pass
     if ":" in host:
         raise ValueError(f"{host!r} is not an IPv6 address")
     parts = host.split(".")
